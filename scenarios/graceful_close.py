@@ -1,0 +1,79 @@
+"""Graceful close, client first (claims C02, C03, C10; seeds 000, 002, 003, 004).
+
+The articles draw the four-segment close: the side that closes first passes through
+FIN_WAIT1 and FIN_WAIT2 into TIME_WAIT, the other side through CLOSE_WAIT and LAST_ACK to
+CLOSED, and only the first side keeps a TIME_WAIT. Here the client sends its FIN, the
+server's kernel acknowledges it before the server application has done anything, the
+server reads end-of-file, answers with data the client is slow to read, and closes; the
+client drains and the connection ends. LAST_ACK is held by the client's full window.
+"""
+
+from __future__ import annotations
+
+from tcplab import Lab, TcpState, TimerKind, Verdict, Verdicts, Scenario
+from tcplab.expect import absent, gone, holds, path_seen, reaches, timer_between
+
+S = TcpState
+scenario = Scenario(
+    id="graceful-close",
+    title="Graceful close, client first: FIN_WAIT2 and TIME_WAIT against CLOSE_WAIT and LAST_ACK",
+    claims=("C02", "C03", "C10"),
+)
+
+
+@scenario.body
+async def run(lab: Lab, verdicts: Verdicts) -> None:
+    conn = await lab.connect(rcvbuf=4096, server_sndbuf=4096)
+    client, server = conn.client, conn.server
+
+    await client.send_eof()  # the client's FIN
+    await reaches(client, S.FIN_WAIT2)  # its FIN was acknowledged ...
+    cw = await holds(server, S.CLOSE_WAIT, for_=0.3)  # ... by the server's kernel alone
+    # Recv-Q counts sequence numbers not yet read: 1 is the FIN itself, unread by the app.
+    fin_unread = cw.recv_q == 1
+
+    eof = await server.read_eof()
+    after_read = server.observe()
+    queued = server.fill()  # the client does not read yet: its window closes
+    await server.close()
+    await holds(server, S.LAST_ACK, for_=0.3)  # its FIN waits behind the queued data
+
+    received = await client.read_eof()
+    tw = await reaches(client, S.TIME_WAIT)
+    remaining = timer_between(client, tw, TimerKind.TIMEWAIT, 50.0, 60.5)
+    await gone(server)
+    absent(server, S.TIME_WAIT)
+    await client.close()
+    await reaches(client, S.TIME_WAIT)  # closing the fd changes nothing: the timewait socket stays
+
+    path_seen(client, S.ESTABLISHED, S.FIN_WAIT2, S.TIME_WAIT)
+    path_seen(server, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK, None)
+    paths = {e.label: [s.value if s else "gone" for s in conn.timeline.path(e.label)] for e in conn.ends}
+    textbook = conn.timeline.saw("client", S.FIN_WAIT2, S.TIME_WAIT) and conn.timeline.saw(
+        "server", S.CLOSE_WAIT, S.LAST_ACK, None
+    )
+
+    verdicts.record(
+        "C02", Verdict.of(textbook),
+        "active closer went FIN_WAIT2 -> TIME_WAIT, passive side CLOSE_WAIT -> LAST_ACK -> gone "
+        "(FIN_WAIT1 lasts microseconds on loopback: see the FIN_WAIT1 scenario)",
+        paths=paths,
+    )
+    read_q = after_read.recv_q if after_read else None
+    verdicts.record(
+        "C03", Verdict.of(fin_unread and eof == b"" and read_q == 0),
+        "the client reached FIN_WAIT2 while its FIN was still unread by the server (CLOSE_WAIT, "
+        f"Recv-Q {cw.recv_q}: the FIN); the application's read returned end-of-file "
+        f"(Recv-Q then {read_q}); the server stayed in CLOSE_WAIT until it called close()",
+        recv_q_before_read=cw.recv_q, recv_q_after_read=read_q, eof_bytes=len(eof),
+    )
+    verdicts.record(
+        "C10", Verdict.CONFIRMED,
+        f"TIME_WAIT on the client only, timer {remaining:.1f} s left; the server's four-tuple "
+        "is gone from the kernel's tables",
+        client_timewait_s=remaining, server_bytes_delivered=len(received), server_bytes_queued=queued,
+    )
+
+
+if __name__ == "__main__":
+    scenario.main()

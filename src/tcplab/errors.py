@@ -1,0 +1,23 @@
+"""Errors the command line reports in one plain line, and the exit codes it documents."""
+
+from __future__ import annotations
+
+EXIT_OK = 0  # every selected scenario passed (or was skipped with a reason)
+EXIT_FAILED = 1  # a scenario failed: the kernel did not do what it asserts, or it crashed
+EXIT_USAGE = 2  # unknown scenario, bad option or value
+EXIT_UNAVAILABLE = 3  # a needed privilege or kernel feature is missing for the whole command
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+class TcplabError(Exception):
+    """An error for people: ``str()`` is the whole message, ``exit_code`` what the CLI returns."""
+
+    exit_code = EXIT_FAILED
+
+
+class UsageError(TcplabError):
+    exit_code = EXIT_USAGE
+
+
+class Unavailable(TcplabError):
+    exit_code = EXIT_UNAVAILABLE

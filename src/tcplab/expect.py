@@ -1,0 +1,100 @@
+"""Waiting for, holding and asserting what the kernel reports about an end.
+
+Loopback is instant but not synchronous: a FIN is processed in softirq context a few
+microseconds after close() returns. So nothing here sleeps a fixed time and hopes; it polls
+the kernel (exact four-tuple lookups, ~15 µs each) until the expected state shows up or a
+deadline passes. Each poll observes the end *and its peer*, so a failure message shows both
+ends' states over time, not just the last value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import trio
+
+from tcplab.kernel.model import SocketRecord, TimerKind
+from tcplab.lab import End
+from tcplab.states import TcpState, check_path
+
+POLL_INTERVAL = 0.002  # seconds between polls while waiting for a change
+HOLD_INTERVAL = 0.02  # seconds between polls while checking that a state holds
+
+
+class ExpectationFailed(AssertionError):
+    """The kernel did not report what the scenario expected; the message has the timeline."""
+
+
+def _fail(end: End, message: str) -> ExpectationFailed:
+    return ExpectationFailed(
+        f"{end.label} {end.four_tuple}: {message}\ntimeline (both ends):\n{end.timeline.render()}"
+    )
+
+
+def _show(record: SocketRecord | None) -> str:
+    return "gone" if record is None else record.state.value + (" (fd only)" if record.fd_only else "")
+
+
+async def reaches(
+    end: End, state: TcpState | Iterable[TcpState], *, timeout: float = 5.0
+) -> SocketRecord:
+    """Wait until the kernel reports ``end`` in ``state`` (or one of several); return that record."""
+    wanted = {state} if isinstance(state, TcpState) else set(state)
+    names = "/".join(sorted(s.value for s in wanted))
+    record = end.observe_all()
+    with trio.move_on_after(timeout):
+        while record is None or record.state not in wanted:
+            await trio.sleep(POLL_INTERVAL)
+            record = end.observe_all()
+        return record
+    raise _fail(end, f"expected {names} within {timeout} s; last seen {_show(record)}")
+
+
+async def holds(end: End, state: TcpState, *, for_: float) -> SocketRecord:
+    """Assert that ``end`` stays in ``state`` for ``for_`` seconds (polled); return the last record."""
+    deadline = trio.current_time() + for_
+    record = end.observe_all()
+    while True:
+        if record is None or record.state is not state:
+            raise _fail(end, f"expected {state} to hold for {for_} s; saw {_show(record)}")
+        if trio.current_time() >= deadline:
+            return record
+        await trio.sleep(min(HOLD_INTERVAL, max(0.0, deadline - trio.current_time())))
+        record = end.observe_all()
+
+
+async def gone(end: End, *, timeout: float = 5.0) -> None:
+    """Wait until the kernel's tables hold nothing for ``end``'s four-tuple and its fd is closed."""
+    record = end.observe_all()
+    with trio.move_on_after(timeout):
+        while record is not None:
+            await trio.sleep(POLL_INTERVAL)
+            record = end.observe_all()
+        return
+    raise _fail(end, f"expected the socket to be gone within {timeout} s; still {_show(record)}")
+
+
+def absent(end: End, state: TcpState) -> None:
+    """Assert that the kernel does not hold ``end`` in ``state`` right now."""
+    record = end.observe_all()
+    if record is not None and record.state is state:
+        raise _fail(end, f"expected no {state} for this four-tuple; the kernel holds {record.describe()}")
+
+
+def timer_between(end: End, record: SocketRecord, kind: TimerKind, low: float, high: float) -> float:
+    """Assert that ``record`` has a ``kind`` timer with ``low`` <= seconds left <= ``high``."""
+    timer = record.timer
+    if timer.kind is not kind or not low <= timer.remaining <= high:
+        raise _fail(
+            end, f"expected a {kind.value} timer with {low}..{high} s left; kernel says {timer}"
+        )
+    return timer.remaining
+
+
+def path_seen(end: End, *states: TcpState | None) -> None:
+    """Assert that ``end`` was seen going through ``states`` in this order (others may come
+    between), and that the whole observed path is legal in RFC 9293's diagram."""
+    if not end.timeline.saw(end.label, *states):
+        wanted = " -> ".join("gone" if s is None else s.value for s in states)
+        raise _fail(end, f"expected the path {wanted}")
+    check_path([s for s in end.timeline.path(end.label) if s is not None], strict=False)

@@ -1,0 +1,99 @@
+"""One interface to read the kernel's TCP tables, with interchangeable backends.
+
+``DiagObserver`` (netlink sock_diag) is the primary one: exact four-tuple lookups and
+in-kernel filters. ``PsutilObserver`` reads the same tables through psutil
+(``/proc/net/tcp*`` and every ``/proc/*/fd``): slower, but independent, so tests cross-check
+the two (and ``ss``, a third reader) on the same sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.model import FourTuple, SocketRecord
+from tcplab.kernel.procfs import psutil_records, with_owners
+from tcplab.states import TcpState
+
+
+class Observer(Protocol):
+    """Reads what the kernel holds, in the network namespace where it was created."""
+
+    name: str
+
+    def lookup(self, end: FourTuple) -> SocketRecord | None:
+        """The socket with exactly this four-tuple, or None."""
+        ...
+
+    def snapshot(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+    ) -> list[SocketRecord]:
+        """Every TCP socket with ``port`` at either end, in ``states``; None means all."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class DiagObserver:
+    """sock_diag: fast, exact, filtered in the kernel; owners added from /proc on request."""
+
+    name = "sock_diag"
+
+    def __init__(self) -> None:
+        self._diag = SockDiag()
+
+    def lookup(self, end: FourTuple) -> SocketRecord | None:
+        return self._diag.lookup(end)
+
+    def snapshot(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+    ) -> list[SocketRecord]:
+        return self._diag.dump(port=port, states=states)
+
+    def owned_snapshot(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        pids: Iterable[int] | None = None,
+    ) -> list[SocketRecord]:
+        """``snapshot`` with each socket's owning processes (scans /proc/PID/fd: slower)."""
+        return with_owners(self.snapshot(port=port, states=states), pids)
+
+    def close(self) -> None:
+        self._diag.close()
+
+
+class PsutilObserver:
+    """psutil.net_connections: the whole table every call; owners included."""
+
+    name = "psutil"
+
+    def lookup(self, end: FourTuple) -> SocketRecord | None:
+        return next((r for r in psutil_records() if r.four_tuple == end), None)
+
+    def snapshot(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+    ) -> list[SocketRecord]:
+        wanted = set(states) if states is not None else None
+        return [
+            r
+            for r in psutil_records()
+            if (port is None or port in (r.four_tuple.local.port, r.four_tuple.remote.port))
+            and (wanted is None or r.state in wanted)
+        ]
+
+    def close(self) -> None:
+        pass
+
+
+BACKENDS: dict[str, type[DiagObserver] | type[PsutilObserver]] = {
+    DiagObserver.name: DiagObserver,
+    PsutilObserver.name: PsutilObserver,
+}
+
+
+def open_observer(backend: str = DiagObserver.name) -> Observer:
+    """An observer by backend name (``sock_diag`` or ``psutil``)."""
+    try:
+        return BACKENDS[backend]()
+    except KeyError:
+        raise ValueError(f"unknown observer backend {backend!r}; known: {', '.join(BACKENDS)}") from None

@@ -1,0 +1,173 @@
+"""What /proc and psutil know that sock_diag doesn't: which process holds a socket, the
+SNMP/netstat counters, and sockets that only a file descriptor still holds.
+
+sock_diag gives each socket's inode; a process holds it if one of its ``/proc/PID/fd``
+links reads ``socket:[INODE]``. TIME_WAIT and request sockets have inode 0: no owner.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Mapping
+
+import psutil
+
+from tcplab.kernel.model import Address, FourTuple, Owner, SocketRecord
+from tcplab.states import TcpState, from_kernel
+
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+
+
+def socket_inodes(pids: Iterable[int] | None = None) -> dict[int, list[Owner]]:
+    """Map socket inode -> the (pid, fd) holding it, for ``pids`` or every visible process.
+
+    Processes that vanish or that we may not inspect are skipped: ownership is best effort
+    for other users' processes, exact for our own.
+    """
+    owners: dict[int, list[Owner]] = {}
+    candidates = list(pids) if pids is not None else [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    for pid in candidates:
+        fd_dir = f"/proc/{pid}/fd"
+        try:
+            entries = os.listdir(fd_dir)
+        except OSError:
+            continue
+        name = ""
+        for fd in entries:
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if not target.startswith("socket:["):
+                continue
+            if not name:
+                name = _process_name(pid)
+            owners.setdefault(int(target[8:-1]), []).append(Owner(pid, int(fd), name))
+    return owners
+
+
+def _process_name(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def with_owners(records: Iterable[SocketRecord], pids: Iterable[int] | None = None) -> list[SocketRecord]:
+    """The same records, each with the processes that hold it (inode 0: none)."""
+    from dataclasses import replace
+
+    records = list(records)
+    if not any(r.inode for r in records):
+        return records
+    owners = socket_inodes(pids)
+    return [replace(r, owners=tuple(owners.get(r.inode, ()))) if r.inode else r for r in records]
+
+
+def tcp_info_state(sock: socket.socket) -> TcpState:
+    """The state of a socket we hold, from getsockopt(TCP_INFO): it works even after the
+    kernel dropped the socket from its tables (a reset), when no table lists it any more."""
+    raw = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 8)
+    return from_kernel(raw[0])
+
+
+def fd_only_record(sock: socket.socket, end: FourTuple) -> SocketRecord:
+    """A record for a socket we hold whose four-tuple the kernel tables no longer list."""
+    return SocketRecord(
+        state=tcp_info_state(sock),
+        four_tuple=end,
+        inode=os.fstat(sock.fileno()).st_ino,
+        owners=(Owner(os.getpid(), sock.fileno(), _process_name(os.getpid())),),
+        fd_only=True,
+    )
+
+
+def fd_only_tcp_sockets(known_inodes: set[int], pids: Iterable[int] | None = None) -> list[tuple[int, Owner]]:
+    """TCP sockets held by an fd but absent from the kernel's tables (``known_inodes``).
+
+    The protocol of a socket fd is in its ``system.sockprotoname`` extended attribute, so
+    this tells a dropped TCP socket from a UNIX or UDP one without holding it ourselves.
+    """
+    found: list[tuple[int, Owner]] = []
+    for inode, holders in socket_inodes(pids).items():
+        if inode in known_inodes:
+            continue
+        for owner in holders:
+            try:
+                proto = os.getxattr(f"/proc/{owner.pid}/fd/{owner.fd}", "system.sockprotoname")
+            except OSError:
+                continue
+            if proto.rstrip(b"\0") in (b"TCP", b"TCPv6"):
+                found.append((inode, owner))
+    return found
+
+
+def netstat_counters() -> dict[str, int]:
+    """``/proc/net/snmp`` and ``/proc/net/netstat`` as ``{"TcpExt.ListenOverflows": n, ...}``.
+
+    These are per network namespace, like ``nstat -az`` shows them.
+    """
+    counters: dict[str, int] = {}
+    for path in ("/proc/net/snmp", "/proc/net/netstat"):
+        try:
+            with open(path) as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for header, values in zip(lines[::2], lines[1::2], strict=False):
+            prefix, names = header.split(":", 1)
+            _, numbers = values.split(":", 1)
+            for name, number in zip(names.split(), numbers.split(), strict=False):
+                try:
+                    counters[f"{prefix}.{name}"] = int(number)
+                except ValueError:
+                    continue
+    return counters
+
+
+def counter_delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """The counters that changed between two readings, with their increase."""
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+_PSUTIL_STATES = {
+    psutil.CONN_ESTABLISHED: TcpState.ESTABLISHED,
+    psutil.CONN_SYN_SENT: TcpState.SYN_SENT,
+    psutil.CONN_SYN_RECV: TcpState.SYN_RECV,
+    psutil.CONN_FIN_WAIT1: TcpState.FIN_WAIT1,
+    psutil.CONN_FIN_WAIT2: TcpState.FIN_WAIT2,
+    psutil.CONN_TIME_WAIT: TcpState.TIME_WAIT,
+    psutil.CONN_CLOSE: TcpState.CLOSED,
+    psutil.CONN_CLOSE_WAIT: TcpState.CLOSE_WAIT,
+    psutil.CONN_LAST_ACK: TcpState.LAST_ACK,
+    psutil.CONN_LISTEN: TcpState.LISTEN,
+    psutil.CONN_CLOSING: TcpState.CLOSING,
+}
+
+
+def psutil_records() -> list[SocketRecord]:
+    """Every TCP socket as psutil sees it (/proc/net/tcp{,6} plus every /proc/*/fd).
+
+    psutil gives no timers, queues or inode, but it is an independent reading of the same
+    tables, and it names owners itself: tcplab's second backend and cross-check.
+    """
+    records = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if not conn.laddr:
+            continue
+        family = conn.family
+        zero = "::" if family == socket.AF_INET6 else "0.0.0.0"
+        remote = Address(conn.raddr.ip, conn.raddr.port) if conn.raddr else Address(zero, 0)
+        owners = (Owner(conn.pid, conn.fd),) if conn.pid is not None and conn.fd >= 0 else ()
+        records.append(
+            SocketRecord(
+                state=_PSUTIL_STATES.get(conn.status, TcpState.CLOSED),
+                four_tuple=FourTuple(Address(conn.laddr.ip, conn.laddr.port), remote),
+                owners=owners,
+            )
+        )
+    return records
+
+

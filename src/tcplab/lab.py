@@ -1,0 +1,320 @@
+"""Real loopback sockets on trio, with the named actions that scenarios are written in.
+
+A ``Lab`` owns everything a scenario opens: listeners, both ends of every connection, child
+processes. When its ``async with`` block ends — normally, by an exception, by cancellation
+or by a timeout — it closes every socket and kills every child, so a scenario cannot leak
+into the next one even when it leaks on purpose.
+
+Ports are always ephemeral (bind to port 0). Actions map one-to-one to syscalls:
+
+=============  ==========================================================================
+``close``      close(2): graceful, FIN after any queued data
+``abort``      SO_LINGER {on, 0 s} then close(2): RST, no TIME_WAIT, queued data dropped
+``send_eof``   shutdown(SHUT_WR): FIN, but the fd stays open and can still receive
+``leak``       nothing: the application forgets the socket (the lab still closes it at exit)
+``fill``       send until the kernel refuses (EAGAIN): the peer's window and our buffer full
+``read_eof``   recv until end of file, returning what arrived
+=============  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from types import TracebackType
+
+import trio
+
+from tcplab.kernel.model import Address, FourTuple, SocketRecord
+from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.procfs import fd_only_record, with_owners
+from tcplab.timeline import Timeline
+
+LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+
+
+class LabError(RuntimeError):
+    """A lab action that could not be carried out (not an expectation about the kernel)."""
+
+
+def _set_buffers(sock: socket.socket, rcvbuf: int | None, sndbuf: int | None) -> None:
+    # Set before listen()/connect(): the window scale is fixed at the handshake, and an
+    # accepted socket inherits the listener's buffers. Setting them also turns autotuning off.
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if sndbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+
+
+class End:
+    """One end of a connection (``client`` or ``server``), owned by a ``Lab``."""
+
+    def __init__(self, lab: Lab, label: str, sock: socket.socket) -> None:
+        self.lab = lab
+        self.label = label
+        self.sock = sock  # the stdlib socket (non-blocking), for setsockopt and raw sends
+        self.trio_sock = trio.socket.from_stdlib_socket(sock)
+        self.four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+        self.fd = sock.fileno()
+        self.timeline = Timeline()
+        self.peers: list[End] = []
+        self.leaked = False
+
+    def __repr__(self) -> str:
+        return f"<End {self.label} {self.four_tuple}>"
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.fileno() == -1
+
+    # -- actions -----------------------------------------------------------------
+
+    async def close(self) -> None:
+        """close(2): the kernel sends FIN once queued data is out."""
+        self.trio_sock.close()
+        await trio.lowlevel.checkpoint()
+
+    async def abort(self) -> None:
+        """SO_LINGER on with a zero timeout, then close(2): the kernel sends RST."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await self.close()
+
+    async def send_eof(self) -> None:
+        """shutdown(SHUT_WR): send FIN, keep the fd open for reading."""
+        self.trio_sock.shutdown(socket.SHUT_WR)
+        await trio.lowlevel.checkpoint()
+
+    def leak(self) -> None:
+        """The application forgets this socket: it will never close it (the lab will, at exit)."""
+        self.leaked = True
+
+    async def send(self, data: bytes) -> None:
+        """Send all of ``data`` (waits while the peer's window is full)."""
+        view = memoryview(data)
+        while view:
+            sent = await self.trio_sock.send(view)
+            view = view[sent:]
+
+    def fill(self, chunk: int = 65536) -> int:
+        """Queue bytes until the kernel refuses more (EAGAIN); return how many it took.
+
+        Afterwards the peer's receive window is zero (if it doesn't read) and our send
+        buffer is full: the state that holds FIN_WAIT1 and LAST_ACK on loopback.
+        """
+        total = 0
+        block = b"x" * chunk
+        while True:
+            try:
+                total += self.sock.send(block)
+            except BlockingIOError:
+                return total
+
+    async def recv(self, size: int = 65536) -> bytes:
+        return await self.trio_sock.recv(size)
+
+    async def read_eof(self) -> bytes:
+        """Receive until end of file; return everything that arrived."""
+        parts = []
+        while chunk := await self.trio_sock.recv(65536):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    async def recv_error(self) -> int:
+        """Receive once, expecting the kernel to fail it; return the errno (e.g. ECONNRESET)."""
+        try:
+            data = await self.trio_sock.recv(65536)
+        except OSError as exc:
+            return exc.errno or 0
+        raise LabError(f"{self.label}: recv returned {len(data)} bytes instead of failing")
+
+    def set_linger2(self, seconds: int) -> None:
+        """TCP_LINGER2: this socket's FIN_WAIT2 lifetime once orphaned (tcp_fin_timeout's per-socket form)."""
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, seconds)
+
+    # -- observation -------------------------------------------------------------
+
+    def observe(self, *, owners: bool = False) -> SocketRecord | None:
+        """What the kernel holds for this end now, recorded in the timeline.
+
+        Looked up by exact four-tuple, so TIME_WAIT (which has no fd) is found too. If the
+        tables have nothing but our fd is still open, the kernel dropped the socket (a reset):
+        that is reported as a CLOSED, fd-only record, not as nothing.
+        """
+        record = self.lab.observer.lookup(self.four_tuple)
+        if record is None and not self.closed:
+            record = fd_only_record(self.sock, self.four_tuple)
+        elif record is not None and owners:
+            record = with_owners([record], [os.getpid()])[0]
+        self.timeline.add(self.lab.clock(), self.label, record)
+        return record
+
+    def observe_all(self) -> SocketRecord | None:
+        """Observe this end and its peers (so a timeline shows both sides); return this end's."""
+        for peer in self.peers:
+            peer.observe()
+        return self.observe()
+
+
+class Connection:
+    """A client end and a server end that share one timeline."""
+
+    def __init__(self, client: End, server: End) -> None:
+        self.client = client
+        self.server = server
+        client.peers.append(server)
+        server.peers.append(client)
+        shared = Timeline()
+        client.timeline = server.timeline = shared
+        self.timeline = shared
+
+    @property
+    def ends(self) -> tuple[End, End]:
+        return (self.client, self.server)
+
+
+class Listener:
+    """A listening socket on an ephemeral loopback port."""
+
+    def __init__(self, lab: Lab, sock: socket.socket) -> None:
+        self.lab = lab
+        self.sock = sock
+        self.trio_sock = trio.socket.from_stdlib_socket(sock)
+        self.address = Address.of(sock.getsockname())
+        self.four_tuple = FourTuple(self.address, Address(WILDCARD[sock.family], 0))
+
+    async def accept(self) -> socket.socket:
+        conn, _ = await self.trio_sock.accept()
+        raw = socket.socket(fileno=conn.detach())
+        raw.setblocking(False)
+        self.lab._own(raw)
+        return raw
+
+    def observe(self) -> SocketRecord | None:
+        return self.lab.observer.lookup(self.four_tuple)
+
+    async def close(self) -> None:
+        self.trio_sock.close()
+        await trio.lowlevel.checkpoint()
+
+
+class Lab:
+    """Owns the sockets and processes of one scenario run; see the module docstring."""
+
+    def __init__(self, *, family: int = socket.AF_INET) -> None:
+        self.family = family
+        self.host = LOOPBACK[family]
+        self.observer = DiagObserver()
+        self._sockets: list[socket.socket] = []
+        self._processes: list[trio.Process] = []
+        self._started = time.monotonic()
+        self.connections: list[Connection] = []
+
+    def clock(self) -> float:
+        """Seconds since the lab opened: the time axis of every timeline."""
+        return time.monotonic() - self._started
+
+    async def __aenter__(self) -> Lab:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        with trio.CancelScope(shield=True):
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Kill every child and close every socket; safe to call twice.
+
+        Runs shielded from cancellation when the lab exits, so a timeout or Ctrl-C still
+        waits for children to be reaped (bounded: SIGKILL cannot be ignored).
+        """
+        for proc in self._processes:
+            if proc.returncode is None:
+                proc.kill()
+        for proc in self._processes:
+            with trio.move_on_after(5):
+                await proc.wait()
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+        self._processes.clear()
+        self.observer.close()
+
+    def _own(self, sock: socket.socket) -> socket.socket:
+        self._sockets.append(sock)
+        return sock
+
+    def _socket(self, family: int | None = None) -> socket.socket:
+        sock = self._own(socket.socket(family or self.family, socket.SOCK_STREAM))
+        sock.setblocking(False)
+        return sock
+
+    async def listen(
+        self,
+        *,
+        backlog: int = 16,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+        defer_accept: int | None = None,
+    ) -> Listener:
+        """A listener on an ephemeral port of this lab's loopback address."""
+        sock = self._socket()
+        _set_buffers(sock, rcvbuf, sndbuf)
+        if defer_accept is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer_accept)
+        sock.bind((self.host, 0))
+        sock.listen(backlog)
+        await trio.lowlevel.checkpoint()
+        return Listener(self, sock)
+
+    async def open_client(
+        self, listener: Listener, *, rcvbuf: int | None = None, sndbuf: int | None = None
+    ) -> tuple[socket.socket, trio.socket.SocketType]:
+        """A client socket connected (handshake done) to ``listener``, not yet accepted."""
+        sock = self._socket()
+        _set_buffers(sock, rcvbuf, sndbuf)
+        tsock = trio.socket.from_stdlib_socket(sock)
+        await tsock.connect((listener.address.host, listener.address.port))
+        return sock, tsock
+
+    async def connect(
+        self,
+        listener: Listener | None = None,
+        *,
+        rcvbuf: int | None = None,
+        sndbuf: int | None = None,
+        server_rcvbuf: int | None = None,
+        server_sndbuf: int | None = None,
+    ) -> Connection:
+        """Open a connection and accept it: both ends ESTABLISHED.
+
+        Without ``listener`` a fresh one is made (its buffers from ``server_*``) and closed
+        once the connection is accepted, so only the two ends remain in the tables.
+        """
+        own_listener = listener is None
+        if listener is None:
+            listener = await self.listen(rcvbuf=server_rcvbuf, sndbuf=server_sndbuf)
+        client, _ = await self.open_client(listener, rcvbuf=rcvbuf, sndbuf=sndbuf)
+        server = await listener.accept()
+        if own_listener:
+            await listener.close()
+        conn = Connection(End(self, "client", client), End(self, "server", server))
+        self.connections.append(conn)
+        conn.server.observe_all()  # the timeline starts at ESTABLISHED
+        return conn
+
+    async def spawn(self, argv: Sequence[str]) -> trio.Process:
+        """Start a child process that the lab kills when it exits; its stdout is a pipe."""
+        proc = await trio.lowlevel.open_process(list(argv), stdout=-1)
+        self._processes.append(proc)
+        return proc
+
+
+def errno_name(number: int) -> str:
+    """``104`` -> ``ECONNRESET``."""
+    return errno.errorcode.get(number, str(number))
