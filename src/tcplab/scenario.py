@@ -68,10 +68,13 @@ class Scenario:
     def needs_netns(self) -> bool:
         return self.private_netns or bool(self.sysctls)
 
+    def requires_all(self) -> list[str]:
+        """Declared requirements plus those implied (a private namespace needs root)."""
+        return sorted(set(self.requires) | ({"root"} if self.needs_netns else set()))
+
     def unmet(self) -> str | None:
         """Why this machine can't run the scenario, or None."""
-        needs = set(self.requires) | ({"root"} if self.needs_netns else set())
-        for name in sorted(needs):
+        for name in self.requires_all():
             check, reason = REQUIREMENTS.get(name, (lambda: False, f"needs {name}, unknown here"))
             if not check():
                 return reason

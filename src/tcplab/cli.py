@@ -1,0 +1,61 @@
+"""The ``tcplab`` command: one sub-command per module of ``tcplab.commands``.
+
+Every error a person can cause (unknown scenario, bad option, missing privilege) is one
+plain line on stderr and a documented exit code (``tcplab.errors``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from tcplab import __version__
+from tcplab.commands import list_, run
+from tcplab.errors import EXIT_INTERRUPTED, EXIT_USAGE, TcplabError
+
+#: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
+COMMANDS: tuple[ModuleType, ...] = (list_, run)
+
+EPILOG = """exit codes: 0 all passed (skips included), 1 a scenario failed, 2 usage error,
+3 a needed privilege or kernel feature is missing, 130 interrupted"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """argparse's errors, as one line and exit code 2."""
+        print(f"tcplab: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tcplab", description="TCP socket lifecycles on a real Linux kernel.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tcplab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in COMMANDS:
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
+        module.configure(command)
+        command.set_defaults(execute=module.execute)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.execute(args)
+    except TcplabError as exc:
+        print(f"tcplab: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("tcplab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 0
+    return code
+
+
+def entry() -> None:  # pragma: no cover - console script
+    raise SystemExit(main())

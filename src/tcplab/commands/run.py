@@ -1,0 +1,71 @@
+"""``tcplab run``: run scenarios concurrently, show progress, print a table, write results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+from tcplab import catalog, runner, table
+from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from tcplab.scenario import ScenarioResult
+
+NAME = "run"
+HELP = "run scenarios (all but slow ones by default) and write results/<run>/results.json"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="*", metavar="ID", help="scenario ids (see `tcplab list`)")
+    parser.add_argument("--repeat", type=_positive, default=1, metavar="N", help="run each N times")
+    parser.add_argument("--jobs", type=_positive, default=runner.default_jobs(), metavar="N",
+                        help="runs at once (default: %(default)s)")
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="write DIR/<run>/results.json (default: %(default)s)")
+    parser.add_argument("--slow", action="store_true", help="include slow scenarios (real timers)")
+    parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
+
+
+def _progress(done: int, total: int, result: ScenarioResult) -> None:
+    mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}[result.status]
+    line = f"[{done}/{total}] {mark:<4} {result.id} ({result.duration:.2f} s)"
+    if result.status != "passed" and result.reason:
+        line += f": {result.reason.splitlines()[0]}"
+    print(line, file=sys.stderr, flush=True)
+
+
+def execute(args: argparse.Namespace) -> int:
+    scenarios = catalog.select(catalog.discover(args.scenarios), args.ids, include_slow=args.slow)
+    if not scenarios:
+        raise UsageError("no scenario selected")
+    report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    started = time.monotonic()
+    report.results = trio.run(
+        lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs, progress=_progress)
+    )
+    report.wall_time = time.monotonic() - started
+    directory = runner.write_results(report, Path(args.results))
+    rows = [
+        (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
+         "" if row["median_s"] is None else f"{row['median_s']:.2f}",
+         " ".join(f"{c}={v}" for c, v in row["verdicts"].items()) or row["reason"])
+        for row in runner.summarize(report.results)
+    ]
+    print(table.render(("scenario", "passed", "failed", "skipped", "median s", "verdicts"), rows))
+    failed = [r for r in report.results if r.status == "failed"]
+    for r in failed[:5]:
+        print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
+    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {directory / 'results.json'}")
+    return EXIT_FAILED if failed else EXIT_OK

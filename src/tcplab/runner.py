@@ -1,0 +1,156 @@
+"""Running many scenarios: one child process per run, several at once, results on disk.
+
+Each run is ``python <scenario file> --json <tmp>`` in a child process, the same thing a
+person types to run a scenario alone. A process per run is what lets a namespaced scenario
+own a network namespace that dies with it, keeps one scenario's leaks (on purpose or not)
+away from the others, and lets a hung run be killed without taking the runner down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from tcplab import __version__
+from tcplab.kernel import sysctl
+from tcplab.scenario import Scenario, ScenarioResult
+
+#: Seconds a child gets beyond its scenario's own timeout before it is killed.
+GRACE = 10.0
+
+
+@dataclass
+class RunReport:
+    """Everything one ``tcplab run`` produced."""
+
+    run_id: str
+    started: str
+    results: list[ScenarioResult] = field(default_factory=list)
+    wall_time: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tcplab": __version__,
+            "run_id": self.run_id,
+            "started": self.started,
+            "wall_time_s": round(self.wall_time, 3),
+            "host": {
+                "kernel": platform.release(),
+                "machine": platform.machine(),
+                "python": platform.python_version(),
+                "uid": os.geteuid(),
+            },
+            "host_sysctls": sysctl.read_watched(),
+            "summary": summarize(self.results),
+            "scenarios": [r.to_json() for r in self.results],
+        }
+
+
+def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
+    """One row per scenario id: runs, outcomes, median duration, verdicts across its runs."""
+    rows: dict[str, dict[str, Any]] = {}
+    for r in results:
+        row = rows.setdefault(r.id, {"id": r.id, "title": r.title, "runs": 0, "passed": 0,
+                                     "failed": 0, "skipped": 0, "durations": [], "verdicts": {},
+                                     "mode": r.mode, "reason": ""})
+        row["runs"] += 1
+        row[r.status] += 1
+        if r.status != "skipped":
+            row["durations"].append(r.duration)
+        if r.status != "passed" and not row["reason"]:
+            row["reason"] = r.reason.splitlines()[0] if r.reason else ""
+        for v in r.verdicts:
+            row["verdicts"].setdefault(v["claim"], set()).add(v["verdict"])
+    out = []
+    for row in rows.values():
+        durations = row.pop("durations")
+        row["median_s"] = round(statistics.median(durations), 4) if durations else None
+        row["verdicts"] = {c: "/".join(sorted(v)) for c, v in sorted(row["verdicts"].items())}
+        out.append(row)
+    return out
+
+
+async def run_one(scenario: Scenario, timeout: float | None = None) -> ScenarioResult:
+    """Run ``scenario`` once in a child process and read back its result."""
+    assert scenario.path is not None
+    limit = (timeout or scenario.timeout) + GRACE
+    with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
+        out = Path(tmp) / "result.json"
+        argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
+        started = time.monotonic()
+        proc: subprocess.CompletedProcess[bytes] | None = None
+        with trio.move_on_after(limit):
+            proc = await trio.run_process(argv, check=False, capture_stdout=True, capture_stderr=True,
+                                          stdin=subprocess.DEVNULL)
+        if proc is None:
+            return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                                  reason=f"killed: still running {limit:.0f} s after it started",
+                                  duration=time.monotonic() - started)
+        if out.exists():
+            return ScenarioResult.from_json(json.loads(out.read_text()))
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                              reason=f"exited {proc.returncode} without a result: " + " | ".join(tail),
+                              duration=time.monotonic() - started)
+
+
+Progress = Callable[[int, int, ScenarioResult], None]
+
+
+async def run_many(
+    scenarios: Sequence[Scenario], *, repeat: int = 1, jobs: int = 4, progress: Progress | None = None
+) -> list[ScenarioResult]:
+    """Run every scenario ``repeat`` times, at most ``jobs`` at once; results in plan order."""
+    plan = [s for _ in range(repeat) for s in scenarios]
+    results: list[ScenarioResult | None] = [None] * len(plan)
+    limiter = trio.CapacityLimiter(max(1, jobs))
+    done = 0
+
+    async def one(index: int, scenario: Scenario) -> None:
+        nonlocal done
+        async with limiter:
+            result = await run_one(scenario)
+        results[index] = result
+        done += 1
+        if progress:
+            progress(done, len(plan), result)
+
+    async with trio.open_nursery() as nursery:
+        for index, scenario in enumerate(plan):
+            nursery.start_soon(one, index, scenario)
+    return [r for r in results if r is not None]
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+def write_results(report: RunReport, base: Path) -> Path:
+    """Write ``<base>/<run id>/results.json`` and return that directory."""
+    directory = base / report.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "results.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    return directory
+
+
+def default_jobs() -> int:
+    """Scenarios mostly wait on the kernel, so a few more than the cores keep it busy."""
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
