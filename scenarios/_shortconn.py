@@ -54,9 +54,8 @@ def exchange(client: socket.socket, server: socket.socket) -> None:
 def server_closes_first(listener: socket.socket) -> None:
     """Connect, accept, the server closes first (its TIME_WAIT), the client closes after EOF."""
     client, server = _pair(listener)
-    server.close()
-    client.recv(1)  # end of file: the server's FIN is in, we are in CLOSE_WAIT
-    client.close()
+    server.close()  # on loopback its FIN is in before close() returns: the client is in
+    client.close()  # CLOSE_WAIT, so this is the passive close (LAST_ACK), never a crossing
 
 
 def client_closes_first(listener: socket.socket, requests: int = 1) -> None:
@@ -114,8 +113,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def count_time_wait(port: int) -> int:
-    """TIME_WAIT sockets with ``port`` at either end, counted by the kernel's filter."""
+def count_time_wait(port: int | None = None, *, local_ports: frozenset[int] | None = None) -> int:
+    """TIME_WAIT sockets with ``port`` at either end (any if None), or whose local port is
+    one of ``local_ports``."""
     with SockDiag() as diag:
-        return len(diag.dump(states=[TcpState.TIME_WAIT], port=port,
-                             families=(socket.AF_INET,)))
+        records = diag.dump(states=[TcpState.TIME_WAIT], port=port, families=(socket.AF_INET,))
+    if local_ports is None:
+        return len(records)
+    return sum(1 for r in records if r.four_tuple.local.port in local_ports)
