@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tcplab.kernel.sysctl import WATCHED
 from tcplab.states import TcpState
 
@@ -74,3 +76,27 @@ def test_doctor_prints_every_tunable(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     for name in WATCHED:
         assert f"{name} = " in proc.stdout
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="old-duplicates runs in a private netns: needs root")
+def test_doctor_cites_the_verdicts_measured_in_the_newest_run(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    ran = subprocess.run([sys.executable, "-m", "tcplab", "run", "old-duplicates", "--results",
+                          str(tmp_path)], cwd=ROOT, env=env, text=True, capture_output=True,
+                         timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    (results_file,) = tmp_path.glob("*/results.json")
+    results = json.loads(results_file.read_text())
+    row = next(r for r in results["ledger"] if r["claim"] == "C13")
+    assert row["status"] == "judged"
+
+    proc = doctor("--json", "--results", str(tmp_path), cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["run_id"] == results["run_id"]
+    reuse = next(t for t in report["tunables"] if t["name"] == "net.ipv4.tcp_tw_reuse")
+    assert reuse["basis"] == f"measured in run {results['run_id']}"
+    assert [m["claim"] for m in reuse["measured"]] == ["C13"]
+    assert reuse["measured"][0]["verdict"] == row["verdict"]
+    assert f"C13 {row['verdict']} (old-duplicates)" in reuse["does"]

@@ -86,10 +86,7 @@ CLAIMS: tuple[Claim, ...] = (
        "retransmitted FIN with a reset."),
     _c("C13", TIME_WAIT, "000 002",
        "TIME_WAIT stops stray segments of an old connection from being accepted by a new one on "
-       "the same four-tuple.",
-       unreproducible="needs a segment of an old incarnation injected, with chosen sequence "
-       "numbers, into a new connection on the same four-tuple (raw packets); no scenario does "
-       "it yet"),
+       "the same four-tuple."),
     _c("C14", TIME_WAIT, "004",
        "Servers should let clients close first, so TIME_WAIT piles up on the clients."),
     _c("C15", TIME_WAIT, "000", "A few thousand TIME_WAIT sockets cost measurable CPU."),

@@ -164,10 +164,13 @@ TUNABLES: tuple[Tunable, ...] = (
             "before the kernel drops it; default 60 s. It is not the TIME_WAIT length: TIME_WAIT "
             "is fixed at 60 s (TCP_TIMEWAIT_LEN, include/net/tcp.h)",
             IP_SYSCTL, _fin_timeout),
-    Tunable("net.ipv4.tcp_tw_reuse", ("C28",),
+    Tunable("net.ipv4.tcp_tw_reuse", ("C28", "C13"),
             "0 off, 1 on, 2 loopback only (the default): lets a new outgoing connection take a "
-            "TIME_WAIT socket's four-tuple when it is safe from the protocol's point of view",
-            IP_SYSCTL, _tw_reuse),
+            "TIME_WAIT socket's four-tuple when it is safe from the protocol's point of view. It "
+            "governs the kernel's own port choice only: a socket bound to the port beforehand "
+            "(SO_REUSEADDR) takes a TIME_WAIT over whenever timestamps were on, whatever this "
+            "says (tcp_twsk_unique)",
+            IP_SYSCTL + "; tcp_twsk_unique in net/ipv4/tcp_ipv4.c", _tw_reuse),
     Tunable("net.ipv4.tcp_tw_reuse_delay", ("C28",),
             "milliseconds before a TIME_WAIT socket may be reused, when reuse is on; default 1000",
             IP_SYSCTL, _tw_reuse_delay,
@@ -200,7 +203,7 @@ TUNABLES: tuple[Tunable, ...] = (
             "per-listener limit of connection requests still waiting for the handshake's last "
             "ACK (SYN_RECV); the default grows with memory, at least 128",
             IP_SYSCTL, _max_syn_backlog),
-    Tunable("net.ipv4.tcp_timestamps", ("C28",),
+    Tunable("net.ipv4.tcp_timestamps", ("C28", "C13"),
             "RFC 1323 timestamps: 1 (default) with a random offset per connection, 2 without, "
             "0 off", IP_SYSCTL, _timestamps),
     Tunable("net.ipv4.tcp_abort_on_overflow", ("C16",),
