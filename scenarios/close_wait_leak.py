@@ -16,8 +16,18 @@ import sys
 
 import trio
 
-from tcplab import Connection, End, Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
-from tcplab.expect import gone, holds, reaches
+from tcplab import (
+    Connection,
+    End,
+    Lab,
+    Scenario,
+    SocketRecord,
+    TcpState,
+    TimerKind,
+    Verdict,
+    Verdicts,
+)
+from tcplab.expect import eventually, gone, holds, reaches
 from tcplab.kernel import sysctl
 from tcplab.kernel.procfs import with_owners
 
@@ -55,10 +65,14 @@ async def hold_pairs(*conns: Connection) -> None:
     """Every client holds FIN_WAIT2 and every server CLOSE_WAIT, for HOLD seconds, together."""
     for conn in conns:
         await reaches(conn.client, S.FIN_WAIT2)  # the FIN's ACK may be delayed a few ms
+
+    async def hold(end: End, state: TcpState) -> None:
+        await holds(end, state, for_=HOLD)
+
     async with trio.open_nursery() as nursery:
         for conn in conns:
-            nursery.start_soon(lambda c=conn: holds(c.server, S.CLOSE_WAIT, for_=HOLD))
-            nursery.start_soon(lambda c=conn: holds(c.client, S.FIN_WAIT2, for_=HOLD))
+            nursery.start_soon(hold, conn.server, S.CLOSE_WAIT)
+            nursery.start_soon(hold, conn.client, S.FIN_WAIT2)
 
 
 async def read_line(stream: trio.abc.ReceiveStream) -> bytes:
@@ -135,20 +149,23 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         raise EOFError("the leaky child did not see end-of-file")
 
     port = listener.address.port
-    waiting: list[object] = []
-    with trio.fail_after(5):
-        while len(waiting) < CHILD_SOCKETS:
-            waiting = [r for r in lab.observer.snapshot(port=port, states=[S.CLOSE_WAIT])]
-            await trio.sleep(0.002)
-    owned = with_owners(lab.observer.snapshot(port=port, states=[S.CLOSE_WAIT]), [child.pid])
+
+    def close_waits() -> list[SocketRecord]:
+        return lab.observer.snapshot(port=port, states=[S.CLOSE_WAIT])
+
+    def all_close_waits() -> list[SocketRecord]:
+        found = close_waits()
+        return found if len(found) == CHILD_SOCKETS else []
+
+    waiting = await eventually(all_close_waits, what=f"{CHILD_SOCKETS} CLOSE_WAIT sockets in the child")
+    owned = with_owners(waiting, [child.pid])
     owners = sorted({(o.pid, o.name) for r in owned for o in r.owners})
     fds = sorted(o.fd for r in owned for o in r.owners)
 
     child.kill()
     await child.wait()
-    with trio.fail_after(5):
-        while left := lab.observer.snapshot(port=port, states=[S.CLOSE_WAIT]):
-            await trio.sleep(0.002)
+    await eventually(lambda: not close_waits(), what="no CLOSE_WAIT left after the kill")
+    left = close_waits()
     named = {pid for pid, _ in owners} == {child.pid}
     verdicts.record(
         "C24", Verdict.of(named and len(fds) == CHILD_SOCKETS and not left),

@@ -86,10 +86,10 @@ def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
     return out
 
 
-async def run_one(scenario: Scenario, timeout: float | None = None) -> ScenarioResult:
+async def run_one(scenario: Scenario) -> ScenarioResult:
     """Run ``scenario`` once in a child process and read back its result."""
     assert scenario.path is not None
-    limit = (timeout or scenario.timeout) + GRACE
+    limit = scenario.timeout + GRACE
     with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
