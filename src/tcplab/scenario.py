@@ -34,9 +34,31 @@ from tcplab.verdict import Verdicts
 Body = Callable[[Lab, Verdicts], Awaitable[None]]
 Status = Literal["passed", "failed", "skipped"]
 
+CAP_SYS_ADMIN = 21
+
+
+def has_capability(bit: int) -> bool:
+    """True if this process holds the capability in its effective set.
+
+    Root in a container without CAP_SYS_ADMIN cannot make a network namespace; checking the
+    capability, not the uid, says so before the scenario starts.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
 #: What a scenario may require, and how to tell whether this machine has it.
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
-    "root": (lambda: os.geteuid() == 0, "needs root: run as root (or with sudo)"),
+    "root": (
+        lambda: os.geteuid() == 0 and has_capability(CAP_SYS_ADMIN),
+        "needs root with CAP_SYS_ADMIN (network namespaces, tracefs, raw packets): run as root",
+    ),
 }
 
 
