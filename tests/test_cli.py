@@ -86,3 +86,30 @@ def test_a_scenario_script_runs_alone() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("half-close: PASSED")
     assert "C09: confirmed" in done.stdout
+
+
+def test_killing_the_runner_kills_its_scenarios(tmp_path: Path) -> None:
+    """SIGKILL to `tcplab run` (a CI timeout): no scenario process, no leaky child survives."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    runner = subprocess.Popen([sys.executable, "-m", "tcplab", "run", "close-wait-leak",
+                               "--results", str(tmp_path)], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    me = psutil.Process(runner.pid)
+    deadline = time.monotonic() + 10
+    family: list[psutil.Process] = []
+    while time.monotonic() < deadline:  # wait for the scenario and its leaky child
+        family = me.children(recursive=True)
+        if len(family) >= 2:
+            break
+        time.sleep(0.01)
+    assert len(family) >= 2, "the scenario never started its child"
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    # The scenario holds its states for 2 s: anything still alive after 1 s was orphaned.
+    gone, alive = psutil.wait_procs(family, timeout=1)
+    assert not alive, f"left running: {[p.cmdline() for p in alive]}"
