@@ -141,6 +141,6 @@ def _running(proc: object) -> bool:
 
     assert isinstance(proc, psutil.Process)
     try:
-        return proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
