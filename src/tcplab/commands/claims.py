@@ -21,6 +21,7 @@ from typing import Any
 
 from tcplab import catalog, ledger, table
 from tcplab.errors import EXIT_OK, EXIT_UNAVAILABLE, UsageError
+from tcplab.scenario import Scenario
 
 NAME = "claims"
 HELP = "the claims ledger: each claim's verdict in a run (newest results/*/results.json by default)"
@@ -55,10 +56,21 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
+    """The scenario catalog; outside a checkout with none bundled, an empty one (the results
+    file alone still says what ran), unless ``--scenarios`` named a directory."""
+    try:
+        return catalog.discover(explicit)
+    except UsageError:
+        if explicit:
+            raise
+        return {}
+
+
 def execute(args: argparse.Namespace) -> int:
     path = Path(args.results_file) if args.results_file else newest(Path(args.results))
     results = load(path) if path is not None else None
-    rows = ledger.build(results, catalog.discover(args.scenarios))
+    rows = ledger.build(results, known_scenarios(args.scenarios))
     if args.json:
         print(json.dumps({"results": str(path) if path else None,
                           "run_id": results.get("run_id") if results else None,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from tcplab import catalog, doctor, ledger, table
-from tcplab.commands.claims import load, newest
+from tcplab import doctor, ledger, table
+from tcplab.commands.claims import known_scenarios, load, newest
 from tcplab.errors import EXIT_OK, UsageError
 
 NAME = "doctor"
@@ -30,16 +31,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _ledger_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | None, str | None]:
-    """The newest run's ledger rows (rebuilt, so current claims apply), its run id and path."""
+    """The newest run's ledger rows (rebuilt, so current claims apply), its run id and path.
+
+    A results file that can't be read is reported on stderr and ignored: the audit of the
+    host does not depend on it.
+    """
     path = newest(Path(args.results))
     if path is None:
         return [], None, None
-    results = load(path)
     try:
-        known = catalog.discover(args.scenarios)
-    except UsageError:  # no scenarios here: the verdicts of the results file are enough
-        known = {}
-    rows = ledger.to_json(ledger.build(results, known))
+        results = load(path)
+    except UsageError as exc:
+        print(f"tcplab: ignoring the newest results file: {exc}", file=sys.stderr)
+        return [], None, None
+    rows = ledger.to_json(ledger.build(results, known_scenarios(args.scenarios)))
     return rows, str(results.get("run_id") or path.parent.name), str(path)
 
 
