@@ -67,7 +67,8 @@ async def probe_reuse(lab: Lab, address: str | None) -> dict[str, Any]:
     held, err = await connect_until_refused(lab, listener, ports)
     if len(held) != ports or err != errno.EADDRNOTAVAIL:
         raise ExpectationFailed(
-            f"expected {ports} connections then EADDRNOTAVAIL, got {len(held)} then {errno_name(err)}"
+            f"expected {ports} connections then EADDRNOTAVAIL, "
+            f"got {len(held)} then {errno_name(err)}"
         )
     first_tw: float | None = None
     for conn in held:  # all closed within milliseconds: their TIME_WAITs start together
@@ -87,12 +88,12 @@ async def probe_reuse(lab: Lab, address: str | None) -> dict[str, Any]:
     after: float | None = None
     port: int | None = None
     while lab.clock() - started <= WINDOW:
-        conn, err = await try_connect(lab, listener)
+        extra, err = await try_connect(lab, listener)
         attempts += 1
         first = err if first is None else first
-        if conn is not None:
+        if extra is not None:
             after = lab.clock() - started
-            port = conn.client.four_tuple.local.port
+            port = extra.client.four_tuple.local.port
             break
         await trio.sleep(RETRY)
     return {
@@ -130,7 +131,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
 
     def reused(name: str) -> bool:
         r = results[name]
-        return r["succeeded_after_s"] is not None and bool(r["took_over_time_wait"])
+        return r["succeeded_after_s"] is not None and r["took_over_time_wait"] is True
 
     def waited(name: str) -> bool:  # refused at first, as long as the delay runs
         return results[name]["first_try"] == "EADDRNOTAVAIL"
@@ -149,7 +150,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         r = results[name]
         if r["succeeded_after_s"] is None:
             return f"{name}: {r['first_try']} for {WINDOW:.0f} s ({r['attempts']} tries)"
-        return f"{name}: {r['first_try']} first, reused a TIME_WAIT port after {r['succeeded_after_s']} s"
+        after = r["succeeded_after_s"]
+        return f"{name}: {r['first_try']} first, reused a TIME_WAIT port after {after} s"
 
     verdicts.record(
         "C28", verdict,
