@@ -134,7 +134,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         return r["succeeded_after_s"] is not None and r["took_over_time_wait"] is True
 
     def waited(name: str) -> bool:  # refused at first, as long as the delay runs
-        return results[name]["first_try"] == "EADDRNOTAVAIL"
+        return bool(results[name]["first_try"] == "EADDRNOTAVAIL")
 
     works_on = reused("reuse=1") and waited("reuse=1")
     off_blocks = not reused("reuse=0") and results["reuse=0"]["first_try"] == "EADDRNOTAVAIL"
