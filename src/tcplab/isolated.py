@@ -60,7 +60,8 @@ async def run_isolated(
     An ``ExpectationFailed`` in the child is raised here again (same message), so a probe's
     failed expectation fails the scenario as an expectation, not as a crash.
     """
-    request = {"sysctls": dict(sysctls or {}), "seconds": seconds, "kwargs": kwargs}
+    request = {"sysctls": dict(sysctls or {}), "seconds": seconds, "kwargs": kwargs,
+               "parent": os.getpid()}
     argv = [sys.executable, "-m", "tcplab.isolated", str(target), function, json.dumps(request)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, env.get("PYTHONPATH")) if p)
@@ -122,6 +123,9 @@ async def _watch_parent(parent: int, cancel: trio.CancelScope) -> None:
         cancel.cancel()
         return
     try:
+        if os.getppid() != parent:  # it died before we held it: we were adopted already
+            cancel.cancel()
+            return
         await trio.lowlevel.wait_readable(pidfd)
         cancel.cancel()
     finally:
@@ -154,7 +158,7 @@ async def _child(probe: Probe, seconds: float, kwargs: dict[str, Any], parent: i
 def main(argv: list[str]) -> int:
     target, function, raw = argv
     request = json.loads(raw)
-    parent = os.getppid()
+    parent = int(request["parent"])
     try:
         probe = _load(target, function)
         netns.enter_private_netns(request["sysctls"])
