@@ -39,7 +39,7 @@ def judge_length(measured: float, *, how: str) -> tuple[Verdict, str, dict[str, 
     agree = [s for s, ok in matches.items() if ok]
     disagree = [s for s, ok in matches.items() if not ok]
     origin = (
-        "the kernel's constant TCP_TIMEWAIT_LEN, not a multiple of an MSL"
+        "the fixed TCP_TIMEWAIT_LEN of the kernel; no MSL setting stands behind it"
         if abs(measured - KERNEL_CONSTANT_S) <= TOLERANCE_S
         else f"not the {KERNEL_CONSTANT_S:.0f} s constant of mainline Linux"
     )
