@@ -23,8 +23,9 @@ from typing import Any
 
 import trio
 
-from tcplab import __version__
+from tcplab import __version__, ledger
 from tcplab.kernel import sysctl
+from tcplab.kernel.process import die_with_parent
 from tcplab.scenario import Scenario, ScenarioResult
 
 #: Seconds a child gets beyond its scenario's own timeout before it is killed.
@@ -39,13 +40,15 @@ class RunReport:
     started: str
     results: list[ScenarioResult] = field(default_factory=list)
     wall_time: float = 0.0
+    #: The scenarios known when the run started: lets the ledger tell "not run" from "no scenario".
+    catalog: dict[str, Scenario] | None = None
 
     @property
     def ok(self) -> bool:
         return all(r.status != "failed" for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "tcplab": __version__,
             "run_id": self.run_id,
             "started": self.started,
@@ -60,6 +63,9 @@ class RunReport:
             "summary": summarize(self.results),
             "scenarios": [r.to_json() for r in self.results],
         }
+        # Built from the scenarios' results just above: every claim, measured or why not.
+        data["ledger"] = ledger.to_json(ledger.build(data, self.catalog))
+        return data
 
 
 def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
@@ -86,18 +92,23 @@ def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
     return out
 
 
-async def run_one(scenario: Scenario, timeout: float | None = None) -> ScenarioResult:
+async def run_one(scenario: Scenario) -> ScenarioResult:
     """Run ``scenario`` once in a child process and read back its result."""
     assert scenario.path is not None
-    limit = (timeout or scenario.timeout) + GRACE
+    limit = scenario.timeout + GRACE
     with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
         started = time.monotonic()
         proc: subprocess.CompletedProcess[bytes] | None = None
-        with trio.move_on_after(limit):
-            proc = await trio.run_process(argv, check=False, capture_stdout=True, capture_stderr=True,
-                                          stdin=subprocess.DEVNULL)
+        try:
+            with trio.move_on_after(limit):
+                proc = await trio.run_process(argv, check=False, capture_stdout=True,
+                                              capture_stderr=True, stdin=subprocess.DEVNULL,
+                                              preexec_fn=die_with_parent)
+        except OSError as exc:
+            return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                                  reason=f"could not start {argv[0]}: {exc.strerror}")
         if proc is None:
             return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                                   reason=f"killed: still running {limit:.0f} s after it started",
@@ -141,12 +152,18 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
-def write_results(report: RunReport, base: Path) -> Path:
-    """Write ``<base>/<run id>/results.json`` and return that directory."""
+def results_dir(report: RunReport, base: Path) -> Path:
+    """Make ``<base>/<run id>/`` before anything runs, so an unwritable place fails at once."""
     directory = base / report.run_id
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
     return directory
+
+
+def write_results(report: RunReport, directory: Path) -> Path:
+    """Write ``results.json`` into the run's directory and return its path."""
+    path = directory / "results.json"
+    path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    return path
 
 
 def default_jobs() -> int:
