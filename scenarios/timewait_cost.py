@@ -7,8 +7,9 @@ private namespace (wide port range, tcp_max_tw_buckets well above the count), a 
 closes first so the TIME_WAIT sockets gather on its side, on "filler" ports; then short
 connections to another port are timed (connect, accept, server closes, client
 closes), in rounds, with ~0, 3000 and 20,000 TIME_WAIT sockets present. Medians of the
-per-connection wall and CPU times (each connection timed alone, the median per round, the
-median of the rounds: robust to a neighbour preempting us on this shared machine) give the
+per-connection wall and CPU times (each connection timed alone, the median connection of
+each round, the fastest round per level: whole rounds slow down when a neighbour shares our
+core on this machine, the floor does not; median rounds are kept as evidence) give the
 ratios; the memory they hold is read from the tw_sock_TCP slab. The verdict states whether
 the cost is measurable at all.
 """
@@ -30,7 +31,7 @@ from _shortconn import (
 )
 from tcplab import Lab, Scenario, Verdict, Verdicts
 
-ROUNDS, PER_ROUND = 5, 200
+ROUNDS, PER_ROUND = 8, 125
 LEVELS = (3000, 20000)
 FILLER_PORTS = 8
 WARM_UP = 300
@@ -93,13 +94,18 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         for sock in (*fillers, measured):
             sock.close()
 
-    wall = {k: median([t.wall_us for t in v]) for k, v in levels.items()}
-    cpu = {k: median([t.cpu_us for t in v]) for k, v in levels.items()}
+    # Each round's median connection, then the fastest round: on this shared machine whole
+    # rounds run ~1.5x slower when a neighbour shares our core (seen at every level alike),
+    # so the floor is the cost of the connection itself; the median round is kept as well.
+    wall = {k: min(t.wall_us for t in v) for k, v in levels.items()}
+    cpu = {k: min(t.cpu_us for t in v) for k, v in levels.items()}
+    typical = {k: median([t.wall_us for t in v]) for k, v in levels.items()}
     ratio = {k: wall[k] / wall[0] for k in LEVELS}
     cpu_ratio = {k: cpu[k] / cpu[0] for k in LEVELS}
     size = tw_object_size()
     verdicts.note("per_connection_us", {
-        str(k): {"wall_median": round(wall[k], 1), "cpu_median": round(cpu[k], 1),
+        str(k): {"wall_fastest_round": round(wall[k], 1), "cpu_fastest_round": round(cpu[k], 1),
+                 "wall_median_round": round(typical[k], 1),
                  "rounds_wall": [round(t.wall_us, 1) for t in levels[k]],
                  "time_wait_present": present[k]} for k in levels})
     verdicts.note("tw_sock_TCP_bytes", size)
@@ -113,8 +119,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         f"{present[20000]})" if size else ""
     verdicts.record(
         "C15", verdict,
-        f"a short connection cost {wall[0]:.0f} us wall / {cpu[0]:.0f} us CPU (medians, "
-        f"{ROUNDS} rounds of {PER_ROUND}) next to {present[0]} TIME_WAIT sockets, x{ratio[3000]:.2f} / "
+        f"a short connection cost {wall[0]:.0f} us wall / {cpu[0]:.0f} us CPU (median "
+        f"connection of the fastest of"
+        f" {ROUNDS} rounds of {PER_ROUND}) next to {present[0]} TIME_WAIT sockets, x{ratio[3000]:.2f} / "
         f"x{cpu_ratio[3000]:.2f} next to {present[3000]}, x{ratio[20000]:.2f} / "
         f"x{cpu_ratio[20000]:.2f} next to {present[20000]}: "
         + ("not a noticeable cost" if verdict is Verdict.REFUTED else "a measurable cost")
