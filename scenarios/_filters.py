@@ -3,9 +3,9 @@
 ``SO_ATTACH_FILTER`` on a TCP socket runs the program on every segment the kernel is about
 to hand to that socket (``tcp_filter`` in ``tcp_v4_rcv``, before any TCP processing): a
 segment the filter refuses is discarded as if it had been lost on the wire. This kernel has
-no netem and no drop action for tc, and taking ``lo`` down makes sends fail locally (a
-different story from a silent peer), so a filter on the *receiving* socket is the
-deterministic way to lose exactly the segments a scenario wants lost:
+no netem and no drop action for tc, and taking ``lo`` down silences a whole namespace, so a
+filter on the *receiving* socket is the deterministic way to lose exactly the segments a
+scenario wants lost:
 
 * ``deaf``: every segment is dropped: the socket behaves like a host that vanished (its
   keepalive probes and resets never arrive).

@@ -2,10 +2,9 @@
 
 The peer is made dead with ``_filters.deafen`` on its socket: it stays in the kernel's
 tables, ESTABLISHED, but every segment addressed to it is discarded before TCP sees it, like
-a host that lost power or a cable that was cut. That is deterministic and silent; taking
-``lo`` down instead makes our own sends fail with a local error (no route), which the
-keepalive timer treats as local congestion and retries without counting a probe, and this
-kernel has no netem to drop packets on a device.
+a host that lost power or a cable that was cut. That is deterministic, silent and touches
+nothing else: this kernel has no netem (tc cannot drop packets on ``lo``), and taking ``lo``
+down would silence every other connection of the scenario as well.
 
 The last activity is the client receiving the server's reply (its receive timestamp is what
 the keepalive timer counts from); the filter goes on once the server's reply is

@@ -68,14 +68,16 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.record(
         "C33", verdict,
         f"with syncookies off, tcp_max_syn_backlog={MAX_SYN_BACKLOG} let {wide.syn_recv} "
-        f"half-open connections wait (3/4 of it, the rest kept for proven peers), the other "
+        f"half-open connections wait (3/4 of it: tcp_conn_request keeps the last quarter for "
+        f"peers it has talked to before), the other "
         f"{wide.clients(S.SYN_SENT)} SYNs were dropped (ListenDrops "
         f"{wide.counter('ListenDrops')}, clients stuck in SYN_SENT); with listen(16) only "
         f"{narrow.syn_recv} waited (TCPReqQFullDrop {narrow.counter('TCPReqQFullDrop')}): the "
         f"listen backlog bounds the SYN queue too; completed handshakes stop at the accept "
         f"queue ({full.accept_queue} for listen(8), ListenOverflows "
-        f"{full.counter('ListenOverflows')}). Default here {default}, not 1024 (it scales "
-        "with memory); with syncookies on (default 1) the sysctl caps nothing (synflood-cookies-1)",
+        f"{full.counter('ListenOverflows')}). Default here {default}, not 1024 (derived from "
+        f"the connection hash size); with syncookies on (fresh-namespace default "
+        f"{defaults['net.ipv4.tcp_syncookies']}) the sysctl caps nothing (synflood-cookies-1)",
         syn_recv_wide=wide.syn_recv, syn_recv_narrow=narrow.syn_recv,
         accept_queue=full.accept_queue, fresh_default=default,
         fresh_syncookies=defaults["net.ipv4.tcp_syncookies"],
