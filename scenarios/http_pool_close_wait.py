@@ -24,6 +24,7 @@ from tcplab import End, Lab, Scenario, TcpState, Verdict, Verdicts, watch
 from tcplab.expect import gone, holds, reaches
 from tcplab.httplab import HttpServer, running, socket_of
 from tcplab.kernel.diag import SockDiag
+from tcplab.lab import AdoptableSocket
 
 S = TcpState
 POOL = 4  # connections the client may open
@@ -67,7 +68,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         responses = [await client.send(client.build_request("GET", server.url), stream=True)
                      for _ in range(POOL)]
         pooled = [lab.adopt(socket_of(r), label=f"pooled{i}") for i, r in enumerate(responses)]
-        dry_early, waited_early = await _pool_is_dry(client, server.url)
+        dry_early, _ = await _pool_is_dry(client, server.url)
         states_early = [_state(end) for end in pooled]
 
         for end in pooled:  # the server's keep-alive timeout: it closes, the client never does
@@ -128,9 +129,9 @@ def _state(end: End) -> str:
     return record.state.value if record else "gone"
 
 
-async def _batch(client: httpx.AsyncClient, url: str) -> list[object]:
+async def _batch(client: httpx.AsyncClient, url: str) -> list[AdoptableSocket]:
     """``POOL`` requests at once, each read and closed; the sockets they used."""
-    used: list[object] = []
+    used: list[AdoptableSocket] = []
 
     async def fetch() -> None:
         response = await client.get(url)
