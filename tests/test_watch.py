@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -194,3 +195,31 @@ def test_refreshes_are_plain_repeated_blocks_when_not_a_tty() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_close_wait_growth_is_marked_between_refreshes(
+    busy_port: tuple[int, list[socket.socket]],
+) -> None:
+    from tcplab import watch
+    from tcplab.kernel.diag import SockDiag
+
+    port, keep = busy_port
+    where = watch.WatchFilter(port=port)
+    with SockDiag() as diag:
+        first = watch.take(diag, where)
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = keep[0].accept()
+        keep.append(server)
+        client.close()
+        deadline = time.monotonic() + 5
+        while True:  # until the FIN is processed: the kernel's, not ours, to say
+            second = watch.take(diag, where)
+            if second.states[TcpState.CLOSE_WAIT] == 16 or time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+    assert second.close_wait_growth(first) == 1
+    assert second.to_json(first)["close_wait_growth"] == 1
+    text = watch.render(second, first)
+    assert "CLOSE_WAIT grew by 1 since the last refresh" in text
+    assert re.search(rf"{os.getpid()}\s+.*\b16 \(\+1\)", text), text
+    assert watch.render(first, None).count("grew") == 0
