@@ -90,6 +90,7 @@ def test_fails_on_its_own():
 FIXTURES = '''
 import socket
 
+import pytest
 import trio
 
 from tcplab import TcpState
@@ -111,6 +112,25 @@ async def test_adopted_sockets(tcplab_adopt):
     await reaches(c_end, TcpState.TIME_WAIT)
     await gone(s_end)
     listener.close()
+
+
+@pytest.mark.tcplab_leaks(grace=2.0)
+def test_a_server_thread_closing_a_moment_later_is_no_leak():
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        server, _ = listener.accept()
+        while server.recv(100):
+            pass
+        server.close()  # after the client's FIN: maybe after the test returned
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    client = socket.create_connection(listener.getsockname())
+    client.sendall(b"bye")
+    client.close()
 
 
 def test_observer_in_a_sync_test(tcplab_observer, tcplab_held):
@@ -167,7 +187,7 @@ def test_option_checks_every_test_including_sync_ones(pytester: pytest.Pytester)
 
 def test_fixtures_give_expectations_on_the_users_own_sockets(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_fixtures=FIXTURES)
-    _run(pytester, "--tcplab-leaks").assert_outcomes(passed=2)
+    _run(pytester, "--tcplab-leaks").assert_outcomes(passed=3)
 
 
 def test_the_plugin_is_registered_by_the_pytest11_entry_point() -> None:

@@ -20,7 +20,9 @@ Fixtures (``tcplab_lab`` needs pytest-trio: trio mode, or ``@pytest.mark.trio``)
 
 Leak check: ``@pytest.mark.tcplab_leaks`` on a test (or ``--tcplab-leaks`` for every
 test) fails it if it leaves TCP sockets of this process open that it did not hold before,
-or leaves one in CLOSE_WAIT; the failure lists each one (fd, four-tuple, state). Sockets
+or leaves one in CLOSE_WAIT; the failure lists each one (fd, four-tuple, state). A leak
+must outlast a short grace (``@pytest.mark.tcplab_leaks(grace=0.5)``; 0.1 s by default),
+for servers in another thread of the process that close their end a moment later. Sockets
 the test closed but that still sit in TIME_WAIT (or another state without an owner) are
 not leaks and are never reported. The check wraps the test's call, so with pytest-trio
 the test's async fixtures are already torn down when it runs; sync fixtures are still
@@ -38,7 +40,7 @@ import pytest
 
 from tcplab.kernel.observer import DiagObserver
 from tcplab.lab import AdoptableSocket, End, Lab
-from tcplab.leaks import HeldSocket, find_leaks, held_tcp_sockets, render_leaks
+from tcplab.leaks import HeldSocket, LeakCheck, held_tcp_sockets, render_leaks
 
 try:  # a trio fixture even outside trio mode; without pytest-trio async fixtures can't run
     from pytest_trio import trio_fixture  # type: ignore[import-untyped]
@@ -47,6 +49,9 @@ except ImportError:  # pragma: no cover - pytest-trio is a test dependency
 
 MARKER = "tcplab_leaks"
 OPTION = "--tcplab-leaks"
+#: Seconds a leaked socket may take to go away before the test fails: a peer in another
+#: thread of this process may close its end a moment after the test's own code did.
+DEFAULT_GRACE = 0.1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,13 +65,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}: fail the test if it leaves TCP sockets of this process open (ones it "
-        "did not hold before) or in CLOSE_WAIT (tcplab)",
+        f"{MARKER}(grace=0.1): fail the test if it leaves TCP sockets of this process open "
+        "(ones it did not hold before) or in CLOSE_WAIT, still there after `grace` seconds "
+        "(tcplab)",
     )
 
 
 def _wants_leak_check(item: pytest.Item) -> bool:
     return bool(item.config.getoption(OPTION)) or item.get_closest_marker(MARKER) is not None
+
+
+def _grace(item: pytest.Item) -> float:
+    marker = item.get_closest_marker(MARKER)
+    value = marker.kwargs.get("grace", DEFAULT_GRACE) if marker is not None else DEFAULT_GRACE
+    return float(value)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -78,10 +90,10 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """
     if not _wants_leak_check(item):
         return (yield)
-    before = held_tcp_sockets()
+    check = LeakCheck()
     result = yield
     gc.collect()
-    leaks = find_leaks(before, held_tcp_sockets())
+    leaks = check.leaks(grace=_grace(item))
     if leaks:
         pytest.fail(render_leaks(leaks, what=item.name), pytrace=False)
     return result

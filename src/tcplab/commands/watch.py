@@ -14,7 +14,6 @@ import sys
 import time
 
 from tcplab import watch
-from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
 
 NAME = "watch"
@@ -57,7 +56,8 @@ def execute(args: argparse.Namespace) -> int:
             while True:
                 started = time.monotonic()
                 if args.pid is not None and previous is not None and not _alive(args.pid):
-                    raise UsageError(f"process {args.pid} has exited")
+                    print(f"tcplab watch: process {args.pid} has exited", file=sys.stderr)
+                    return 0
                 snap = watch.take(diag, watch_filter)
                 if args.json:
                     print(json.dumps(snap.to_json(previous), indent=1 if args.once else None))
