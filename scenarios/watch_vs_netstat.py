@@ -48,6 +48,7 @@ scenario = Scenario(
     title="Per-state counts and owners: netstat | awk and lsof -i against tcplab watch, ss, psutil",
     claims=("C40",),
     private_netns=True,
+    timeout=60,  # lsof, ss -p and psutil each scan every process's fds: slow on a busy host
 )
 
 Owned = Counter[tuple[int, str]]  # (pid, state) -> sockets
