@@ -31,7 +31,7 @@ from _shortconn import (
 )
 from tcplab import Lab, Scenario, Verdict, Verdicts
 
-ROUNDS, PER_ROUND = 8, 125
+ROUNDS, PER_ROUND = 12, 100
 LEVELS = (3000, 20000)
 FILLER_PORTS = 8
 WARM_UP = 300
