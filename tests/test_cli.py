@@ -144,3 +144,28 @@ def _running(proc: object) -> bool:
         return bool(proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
+
+
+OUTLIVES_IDLE_THREADS = """
+import sys
+from tcplab import Scenario, TcpState, Verdict
+from tcplab.expect import holds
+scenario = Scenario(id="eleven-seconds", title="outlives trio's idle worker threads",
+                    claims=("C18",), timeout=30)
+@scenario.body
+async def run(lab, verdicts):
+    child = await lab.spawn([sys.executable, "-c", "import time; time.sleep(60)"])
+    conn = await lab.connect()
+    await holds(conn.server, TcpState.ESTABLISHED, for_=11.0)
+    verdicts.record("C18", Verdict.of(child.returncode is None), "the child lived through the hold")
+if __name__ == "__main__":
+    scenario.main()
+"""
+
+
+def test_runs_longer_than_trio_idle_threads_are_not_killed(tmp_path: Path) -> None:
+    """Regression: a death signal tied to a trio worker thread killed runs after 10 s."""
+    (tmp_path / "eleven.py").write_text(OUTLIVES_IDLE_THREADS)
+    done = tcplab("run", "--scenarios", str(tmp_path), "--results", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "C18=confirmed" in done.stdout

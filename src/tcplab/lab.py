@@ -23,6 +23,7 @@ import errno
 import os
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Sequence
 from types import TracebackType
@@ -31,7 +32,7 @@ import trio
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
-from tcplab.kernel.process import die_with_parent
+from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
@@ -218,7 +219,7 @@ class Lab:
         self.host = LOOPBACK[family]
         self.observer = DiagObserver()
         self._sockets: list[socket.socket] = []
-        self._processes: list[trio.Process] = []
+        self._processes: list[Child] = []
         self._started = time.monotonic()
         self.connections: list[Connection] = []
 
@@ -242,11 +243,10 @@ class Lab:
         waits for children to be reaped (bounded: SIGKILL cannot be ignored).
         """
         for proc in self._processes:
-            if proc.returncode is None:
-                proc.kill()
+            proc.kill()
         for proc in self._processes:
-            with trio.move_on_after(5):
-                await proc.wait()
+            with trio.move_on_after(5):  # SIGKILL cannot be ignored: this is only a safety net
+                await proc.aclose()
         for sock in self._sockets:
             sock.close()
         self._sockets.clear()
@@ -347,10 +347,11 @@ class Lab:
         self.connections.append(conn)
         return conn
 
-    async def spawn(self, argv: Sequence[str]) -> trio.Process:
+    async def spawn(self, argv: Sequence[str]) -> Child:
         """Start a child process that the lab kills when it exits; its stdout is a pipe."""
-        proc = await trio.lowlevel.open_process(list(argv), stdout=-1, preexec_fn=die_with_parent)
+        proc = Child(argv, stdout=subprocess.PIPE)
         self._processes.append(proc)
+        await trio.lowlevel.checkpoint()
         return proc
 
 

@@ -25,7 +25,7 @@ import trio
 
 from tcplab import __version__, ledger
 from tcplab.kernel import sysctl
-from tcplab.kernel.process import die_with_parent
+from tcplab.kernel.process import Child
 from tcplab.scenario import Scenario, ScenarioResult
 
 #: Seconds a child gets beyond its scenario's own timeout before it is killed.
@@ -97,28 +97,33 @@ async def run_one(scenario: Scenario) -> ScenarioResult:
     assert scenario.path is not None
     limit = scenario.timeout + GRACE
     with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
-        out = Path(tmp) / "result.json"
+        out, err = Path(tmp) / "result.json", Path(tmp) / "stderr"
         argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
         started = time.monotonic()
-        proc: subprocess.CompletedProcess[bytes] | None = None
         try:
-            with trio.move_on_after(limit):
-                proc = await trio.run_process(argv, check=False, capture_stdout=True,
-                                              capture_stderr=True, stdin=subprocess.DEVNULL,
-                                              preexec_fn=die_with_parent)
+            with err.open("wb") as stderr:
+                child = Child(argv, stdout=subprocess.DEVNULL, stderr=stderr)
         except OSError as exc:
             return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                                   reason=f"could not start {argv[0]}: {exc.strerror}")
-        if proc is None:
+        returncode: int | None = None
+        try:
+            with trio.move_on_after(limit):
+                returncode = await child.wait()
+        finally:
+            with trio.CancelScope(shield=True):  # cancelled or timed out: never leave it running
+                await child.aclose()
+        duration = time.monotonic() - started
+        if returncode is None:
             return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                                   reason=f"killed: still running {limit:.0f} s after it started",
-                                  duration=time.monotonic() - started)
+                                  duration=duration)
         if out.exists():
             return ScenarioResult.from_json(json.loads(out.read_text()))
-        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        tail = err.read_text(errors="replace").strip().splitlines()[-5:]
         return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
-                              reason=f"exited {proc.returncode} without a result: " + " | ".join(tail),
-                              duration=time.monotonic() - started)
+                              reason=f"exited {returncode} without a result: " + " | ".join(tail),
+                              duration=duration)
 
 
 Progress = Callable[[int, int, ScenarioResult], None]

@@ -1,18 +1,82 @@
-"""Child processes that cannot outlive their parent."""
+"""Child processes that cannot outlive tcplab.
+
+``PR_SET_PDEATHSIG`` makes the kernel SIGKILL a child when its *parent thread* exits — the
+thread that forked it, not the process. trio starts processes from worker threads, which
+retire after 10 s idle, so a child started by ``trio.run_process`` with a death signal would
+be killed 10 s later for no reason. ``Child`` therefore forks from the calling thread (the
+trio thread, which lives as long as the process) and waits for the exit through a pidfd,
+without blocking trio.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import os
 import signal
+import subprocess
+from collections.abc import Sequence
+from typing import IO, Any
+
+import trio
 
 PR_SET_PDEATHSIG = 1
+# Resolved once in the parent: the child must not dlopen between fork and exec.
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
 
 
 def die_with_parent() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies.
+    """``preexec_fn``: ask the kernel to SIGKILL this child when its parent thread dies."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
-    Used as ``preexec_fn`` for every child tcplab starts: a runner killed by CI's timeout, or
-    a scenario killed by the runner, must not leave a process holding sockets behind.
+
+class Child:
+    """A child process started from this thread, SIGKILLed by the kernel if we die first.
+
+    ``stdout`` is a trio stream when ``stdout=subprocess.PIPE`` was asked for; otherwise the
+    output goes where ``stdout``/``stderr`` say (a file, DEVNULL).
     """
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        stdout: int | IO[Any] | None = None,
+        stderr: int | IO[Any] | None = None,
+    ) -> None:
+        self._popen = subprocess.Popen(
+            list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+            preexec_fn=die_with_parent,
+        )
+        self.pid = self._popen.pid
+        self._pidfd = os.pidfd_open(self.pid)
+        self.stdout: trio.lowlevel.FdStream | None = None
+        if self._popen.stdout is not None:
+            self.stdout = trio.lowlevel.FdStream(os.dup(self._popen.stdout.fileno()))
+            self._popen.stdout.close()
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.poll()
+
+    def kill(self) -> None:
+        """SIGKILL, unless it has already exited."""
+        if self._popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._popen.kill()
+
+    async def wait(self) -> int:
+        """Wait for the exit (the pidfd turns readable) and reap it; return the exit status."""
+        if self._popen.poll() is None:
+            await trio.lowlevel.wait_readable(self._pidfd)
+        return self._popen.wait()
+
+    async def aclose(self) -> None:
+        """Kill, reap and release everything; safe to call twice."""
+        self.kill()
+        await self.wait()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+        if self.stdout is not None:
+            await self.stdout.aclose()
