@@ -24,8 +24,9 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -33,6 +34,9 @@ from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
+
+if TYPE_CHECKING:
+    from tcplab.recording import Recording
 
 LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
@@ -213,6 +217,17 @@ class Lab:
         self._processes: list[trio.Process] = []
         self._started = time.monotonic()
         self.connections: list[Connection] = []
+        #: Called with each port the lab opens (before the socket listens), so recorders
+        #: (tracefs filters, packet capture) can widen their kernel filters in time.
+        self.port_hooks: list[Callable[[int], None]] = []
+        #: The run's trace and capture, when it has them (set by ``tcplab.recording``).
+        self.recording: Recording | None = None
+
+    def watch_port(self, port: int) -> None:
+        """Tell the recorders about ``port`` (``listen`` does it itself; call it for sockets
+        a scenario opens on its own)."""
+        for hook in self.port_hooks:
+            hook(port)
 
     def clock(self) -> float:
         """Seconds since the lab opened: the time axis of every timeline."""
@@ -268,6 +283,7 @@ class Lab:
         if defer_accept is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer_accept)
         sock.bind((self.host, 0))
+        self.watch_port(sock.getsockname()[1])  # before listen(): its LISTEN is traced too
         sock.listen(backlog)
         await trio.lowlevel.checkpoint()
         return Listener(self, sock)

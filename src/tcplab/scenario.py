@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,8 +28,9 @@ import trio
 
 from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
 from tcplab.expect import ExpectationFailed
-from tcplab.kernel import netns, sysctl
+from tcplab.kernel import netns, sysctl, trace
 from tcplab.lab import Lab
+from tcplab.recording import Recording, connection_evidence
 from tcplab.verdict import Verdicts
 
 Body = Callable[[Lab, Verdicts], Awaitable[None]]
@@ -37,7 +39,11 @@ Status = Literal["passed", "failed", "skipped"]
 #: What a scenario may require, and how to tell whether this machine has it.
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (lambda: os.geteuid() == 0, "needs root: run as root (or with sudo)"),
+    "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions, segments)"),
 }
+
+#: At most this many connections per run keep their merged timeline in the results file.
+MAX_RECORDED_CONNECTIONS = 50
 
 
 @dataclass
@@ -53,6 +59,8 @@ class Scenario:
     #: run in a private network namespace even without sysctls (isolated counters).
     private_netns: bool = False
     timeout: float = 30.0
+    #: trace the kernel's transitions and capture segments when this machine allows it.
+    record: bool = True
     #: slow scenarios (waiting out real kernel timers) run only when asked for.
     slow: bool = False
     doc: str = ""
@@ -113,13 +121,18 @@ class ScenarioResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     timelines: list[list[dict[str, Any]]] = field(default_factory=list)
     sysctls: dict[str, str | None] = field(default_factory=dict)
+    #: which evidence the run had: "snapshots + trace + capture", or "snapshots only (why)".
+    observation: str = ""
+    #: per connection: its ends, traced paths, segment count, merged timeline (recording.py).
+    connections: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "claims": list(self.claims), "status": self.status,
             "reason": self.reason, "duration_s": round(self.duration, 4), "mode": self.mode,
             "verdicts": self.verdicts, "evidence": self.evidence, "timelines": self.timelines,
-            "sysctls": self.sysctls,
+            "sysctls": self.sysctls, "observation": self.observation,
+            "connections": self.connections,
         }
 
     @classmethod
@@ -129,7 +142,8 @@ class ScenarioResult:
             reason=data.get("reason", ""), duration=data.get("duration_s", 0.0),
             mode=data.get("mode", ""), verdicts=list(data.get("verdicts", [])),
             evidence=dict(data.get("evidence", {})), timelines=list(data.get("timelines", [])),
-            sysctls=dict(data.get("sysctls", {})),
+            sysctls=dict(data.get("sysctls", {})), observation=data.get("observation", ""),
+            connections=list(data.get("connections", [])),
         )
 
     def render(self) -> str:
@@ -168,7 +182,21 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
             return base
     base.mode = _mode(scenario, namespace)
     base.sysctls = sysctl.read_watched()
-    return trio.run(_run_body, scenario, base)
+    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        return trio.run(_run_body, scenario, base)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM (what a runner sends a run it gives up on) unwinds like Ctrl-C, so the lab and
+    the recording clean up (sockets, tracefs instance) instead of the process just dying."""
+    handler = signal.getsignal(signal.SIGINT)
+    if callable(handler):
+        handler(signal.SIGINT, frame)  # type: ignore[arg-type]
+    else:
+        raise KeyboardInterrupt
 
 
 async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResult:
@@ -176,10 +204,15 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     verdicts = Verdicts(scenario.claims)
     started = time.monotonic()
     lab = Lab()
+    recording = Recording(lab).open() if scenario.record else None
     try:
-        async with lab:
-            with trio.fail_after(scenario.timeout):
-                await scenario._body(lab, verdicts)
+        try:
+            async with lab:
+                with trio.fail_after(scenario.timeout):
+                    await scenario._body(lab, verdicts)
+        finally:
+            if recording is not None:
+                recording.close()  # after the lab closed its sockets: their last segments too
         missing = verdicts.missing()
         if missing:
             result.status, result.reason = "failed", f"no verdict recorded for {', '.join(missing)}"
@@ -197,4 +230,6 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     result.verdicts = [v.to_json() for v in verdicts.items.values()]
     result.evidence.update(verdicts.evidence)
     result.timelines = [conn.timeline.to_json() for conn in lab.connections]
+    result.observation = recording.mode if recording is not None else "snapshots only (not recorded)"
+    result.connections = [connection_evidence(c) for c in lab.connections[:MAX_RECORDED_CONNECTIONS]]
     return result
