@@ -25,13 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.kernel.capture import CaptureUnavailable, Segment, SegmentCapture
 from tcplab.kernel.diag import SockDiag
-from tcplab.kernel.model import FourTuple
+from tcplab.kernel.model import Address, FourTuple
 from tcplab.kernel.trace import TraceEvent, TraceUnavailable, TransitionRecorder
 from tcplab.states import TcpState
-from tcplab.timeline import Event
+from tcplab.timeline import Event, Timeline
 
 if TYPE_CHECKING:
-    from tcplab.lab import Connection, End, Lab
+    from tcplab.lab import Connection, Lab
 
 S = TcpState
 #: States from which a traced move to CLOSE may really be the move to TIME_WAIT.
@@ -55,22 +55,38 @@ class Recording:
         self._thread: threading.Thread | None = None
         self._diag: SockDiag | None = None
         self._timewait: dict[tuple[FourTuple, float], bool] = {}
+        #: Traffic on the lab's listening ports that belongs to no ``Connection``.
+        self.flows: list[tuple[FourTuple, Timeline]] = []
         self.error: str = ""
 
     # -- life cycle --------------------------------------------------------------
 
     def open(self) -> Recording:
-        """Open what this machine allows; never raises for a missing privilege or feature."""
+        """Open what this machine allows; never raises for a missing privilege or feature.
+
+        Interrupted half-way (Ctrl-C), it closes what it opened before the exception goes on.
+        """
+        try:
+            return self._open()
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self) -> Recording:
         trace, capture = self._want
         if trace:
+            self.recorder = TransitionRecorder()  # set first: close() removes a half-made one
             try:
-                self.recorder = TransitionRecorder().open()
+                self.recorder.open()
             except (TraceUnavailable, OSError) as exc:
+                self.recorder = None
                 self.missing.append(f"no trace ({exc})")
         if capture:
+            self.capture = SegmentCapture()
             try:
-                self.capture = SegmentCapture().open()
+                self.capture.open()
             except (CaptureUnavailable, OSError) as exc:
+                self.capture = None
                 self.missing.append(f"no capture ({exc})")
         if self.recorder or self.capture:
             self._diag = SockDiag()
@@ -156,77 +172,109 @@ class Recording:
     # -- filing events into timelines ----------------------------------------------
 
     def sync(self) -> None:
-        """Drain the kernel now and (re)file every event into its connection's timeline."""
+        """Drain the kernel now and (re)file every event into its connection's timeline.
+
+        Traffic of sockets that are not a lab ``Connection`` (a client that was never
+        accepted, a raw socket of the scenario) is filed too, into ``flows``: one timeline
+        per port pair, its ``server`` the end on a port the lab listened on.
+        """
         if not self.active:
             return
         self._drain()
         with self._lock:
             events, segments = list(self.events), list(self.segments)
+            listening = set(self.recorder.ports if self.recorder else ())
+            listening |= self.capture.ports if self.capture else set()
         by_ports: dict[tuple[int, int], list[TraceEvent]] = defaultdict(list)
         syn_sent: dict[int, list[TraceEvent]] = defaultdict(list)
         for ev in events:
             if ev.kind == "state" and ev.sport == 0 and ev.new is S.SYN_SENT:
                 syn_sent[ev.dport].append(ev)  # connect() sets SYN_SENT before picking a port
-            else:
+            elif ev.dport != 0:  # a listener's own events (dport 0) belong to no connection
                 by_ports[(ev.sport, ev.dport)].append(ev)
         seg_by_ports: dict[tuple[int, int], list[Segment]] = defaultdict(list)
         for seg in segments:
             seg_by_ports[(seg.src.port, seg.dst.port)].append(seg)
         started = time.monotonic() - self.lab.clock()
+        filed: set[tuple[int, int]] = set()
         for conn in self.lab.connections:
-            timeline = conn.timeline
-            timeline.events = []
-            for end in conn.ends:
-                key = (end.four_tuple.local.port, end.four_tuple.remote.port)
-                mine = list(by_ports.get(key, []))
-                if mine and mine[0].old is S.SYN_SENT:
-                    earlier = [e for e in syn_sent.get(key[1], []) if e.t <= mine[0].t]
-                    if earlier:
-                        mine.insert(0, earlier[-1])
-                for ev in mine:
-                    timeline.add_event(self._trace_entry(end, ev, started))
-            self._file_segments(conn, seg_by_ports, started)
+            conn.timeline.events = []
+            ends = [(e.label, e.four_tuple, e.timeline) for e in conn.ends]
+            filed |= self._file(ends, by_ports, syn_sent, seg_by_ports, started)
+        self.flows = []
+        pairs = {tuple(sorted(k)) for k in [*by_ports, *seg_by_ports]}
+        for low, high in sorted(pairs):
+            if (low, high) in filed or (high, low) in filed:
+                continue
+            server_port = high if high in listening and low not in listening else low
+            client_port = high if server_port == low else low
+            if server_port not in listening:
+                continue
+            client_ft = FourTuple(Address(self.lab.host, client_port), Address(self.lab.host, server_port))
+            timeline = Timeline()
+            self._file([("client", client_ft, timeline), ("server", client_ft.reversed(), timeline)],
+                       by_ports, syn_sent, seg_by_ports, started)
+            self.flows.append((client_ft, timeline))
 
-    def _trace_entry(self, end: End, ev: TraceEvent, started: float) -> Event:
+    def _file(self, ends: list[tuple[str, FourTuple, Timeline]],
+              by_ports: dict[tuple[int, int], list[TraceEvent]],
+              syn_sent: dict[int, list[TraceEvent]],
+              seg_by_ports: dict[tuple[int, int], list[Segment]], started: float) -> set[tuple[int, int]]:
+        """File the events of one connection's two ends; return their (local, remote) ports."""
+        keys = set()
+        for label, four_tuple, timeline in ends:
+            key = (four_tuple.local.port, four_tuple.remote.port)
+            keys.add(key)
+            mine = list(by_ports.get(key, []))
+            if mine and mine[0].old is S.SYN_SENT:
+                earlier = [e for e in syn_sent.get(key[1], []) if e.t <= mine[0].t]
+                if earlier:
+                    mine.insert(0, earlier[-1])
+            for ev in mine:
+                timeline.add_event(self._trace_entry(label, four_tuple, timeline, ev, started))
+        flows = {label: seg_by_ports.get((ft.local.port, ft.remote.port), []) for label, ft, _ in ends}
+        self._file_segments(ends[0][2], flows, started)
+        return keys
+
+    def _trace_entry(self, label: str, four_tuple: FourTuple, timeline: Timeline, ev: TraceEvent,
+                     started: float) -> Event:
         t = ev.t - started
         if ev.kind != "state":
-            return Event(t, end.label, "trace", ev.kind, ev.describe(),
+            return Event(t, label, "trace", ev.kind, ev.describe(),
                          data={"state": ev.state.value if ev.state else None, "detail": ev.detail})
         new, note = ev.new, ""
-        if new is S.CLOSED and ev.old in _TIMEWAIT_SOURCES and self._is_timewait(end, ev, t):
+        if new is S.CLOSED and ev.old in _TIMEWAIT_SOURCES and self._is_timewait(
+                label, four_tuple, timeline, ev, t):
             new, note = S.TIME_WAIT, " (traced as CLOSE: a timewait socket took over)"
-        return Event(t, end.label, "trace", "state", f"{ev.old} -> {new}{note}", old=ev.old, new=new,
+        return Event(t, label, "trace", "state", f"{ev.old} -> {new}{note}", old=ev.old, new=new,
                      data={"traced_new": ev.new.value if ev.new else None})
 
-    def _is_timewait(self, end: End, ev: TraceEvent, t: float) -> bool:
-        """Did ``end``'s move to CLOSE at ``t`` leave a timewait socket behind?"""
-        key = (end.four_tuple, ev.t)
+    def _is_timewait(self, label: str, four_tuple: FourTuple, timeline: Timeline, ev: TraceEvent,
+                     t: float) -> bool:
+        """Did this end's move to CLOSE at ``t`` leave a timewait socket behind?"""
+        key = (four_tuple, ev.t)
         if key not in self._timewait:
-            seen = any(e.end == end.label and e.state is S.TIME_WAIT and e.t >= t - 0.001
-                       for e in end.timeline.entries)
+            seen = any(e.end == label and e.state is S.TIME_WAIT and e.t >= t - 0.001
+                       for e in timeline.entries)
             if not seen and self._diag is not None:
-                record = self._diag.lookup(end.four_tuple)
+                record = self._diag.lookup(four_tuple)
                 seen = record is not None and record.state is S.TIME_WAIT
             self._timewait[key] = seen
         return self._timewait[key]
 
-    def _file_segments(self, conn: Connection,
-                       by_ports: dict[tuple[int, int], list[Segment]], started: float) -> None:
-        client, server = conn.client, conn.server
-        flows = {
-            "client": by_ports.get((client.four_tuple.local.port, client.four_tuple.remote.port), []),
-            "server": by_ports.get((server.four_tuple.local.port, server.four_tuple.remote.port), []),
-        }
+    def _file_segments(self, timeline: Timeline, flows: dict[str, list[Segment]],
+                       started: float) -> None:
         isn = {label: _initial_seq(segs) for label, segs in flows.items()}
         for label, segs in flows.items():
             peer = "server" if label == "client" else "client"
             for seg in segs:
                 rel_seq = (seg.seq - isn[label]) % (1 << 32)
                 rel_ack = (seg.ack - isn[peer]) % (1 << 32) if "ACK" in seg.flag_set else None
-                text = f"{seg.flags} seq={rel_seq}" + (f" ack={rel_ack}" if rel_ack is not None else "")
+                text = f"{seg.flags} seq={rel_seq}"
+                text += f" ack={rel_ack}" if rel_ack is not None else ""
                 text += f" len={seg.payload}" if seg.payload else ""
                 text += f" win={seg.window}"
-                conn.timeline.add_event(Event(
+                timeline.add_event(Event(
                     seg.t - started, label, "capture", "segment", f"{label} -> {peer}: {text}",
                     data={"direction": f"{label}->{peer}", "flags": seg.flags, "seq": rel_seq,
                           "ack": rel_ack, "len": seg.payload, "win": seg.window}))
@@ -242,13 +290,17 @@ def _initial_seq(segments: list[Segment]) -> int:
 
 def connection_evidence(conn: Connection) -> dict[str, Any]:
     """What a results file keeps about one connection: ends, traced paths, merged timeline."""
-    timeline = conn.timeline
-    segments = timeline.segments()
+    return flow_evidence(conn.client.four_tuple, conn.timeline)
+
+
+def flow_evidence(client: FourTuple, timeline: Timeline, *, accepted: bool = True) -> dict[str, Any]:
+    """The same for any client four-tuple and its timeline (``accepted``: a lab Connection)."""
     return {
-        "client": str(conn.client.four_tuple),
-        "server": str(conn.server.four_tuple),
-        "traced_path": {end.label: [s.value for s in timeline.traced_path(end.label)]
-                        for end in conn.ends},
-        "segments": len(segments),
+        "client": str(client),
+        "server": str(client.reversed()),
+        "accepted": accepted,
+        "traced_path": {label: [s.value for s in timeline.traced_path(label)]
+                        for label in ("client", "server")},
+        "segments": len(timeline.segments()),
         "timeline": timeline.merged_json(),
     }

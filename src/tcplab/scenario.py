@@ -30,7 +30,7 @@ from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
 from tcplab.expect import ExpectationFailed
 from tcplab.kernel import netns, sysctl, trace
 from tcplab.lab import Lab
-from tcplab.recording import Recording, connection_evidence
+from tcplab.recording import Recording, connection_evidence, flow_evidence
 from tcplab.verdict import Verdicts
 
 Body = Callable[[Lab, Verdicts], Awaitable[None]]
@@ -182,21 +182,7 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
             return base
     base.mode = _mode(scenario, namespace)
     base.sysctls = sysctl.read_watched()
-    previous = signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    try:
-        return trio.run(_run_body, scenario, base)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM (what a runner sends a run it gives up on) unwinds like Ctrl-C, so the lab and
-    the recording clean up (sockets, tracefs instance) instead of the process just dying."""
-    handler = signal.getsignal(signal.SIGINT)
-    if callable(handler):
-        handler(signal.SIGINT, frame)  # type: ignore[arg-type]
-    else:
-        raise KeyboardInterrupt
+    return trio.run(_run_body, scenario, base)
 
 
 async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResult:
@@ -204,15 +190,30 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     verdicts = Verdicts(scenario.claims)
     started = time.monotonic()
     lab = Lab()
-    recording = Recording(lab).open() if scenario.record else None
+    recording = Recording(lab) if scenario.record else None
+    body_ended: float | None = None
+    # SIGTERM (what a runner sends a run it gives up on) cancels the run like a timeout, so
+    # the lab and the recording clean up (sockets, tracefs instance); then it ends like Ctrl-C.
+    terminate = trio.CancelScope()
+    token = trio.lowlevel.current_trio_token()
+    previous = signal.signal(signal.SIGTERM, lambda *_: token.run_sync_soon(terminate.cancel))
     try:
         try:
-            async with lab:
-                with trio.fail_after(scenario.timeout):
-                    await scenario._body(lab, verdicts)
+            if recording is not None:
+                recording.open()
+            with terminate:
+                async with lab:
+                    try:
+                        with trio.fail_after(scenario.timeout):
+                            await scenario._body(lab, verdicts)
+                    finally:
+                        body_ended = lab.clock()  # what follows is the lab's own cleanup
         finally:
+            signal.signal(signal.SIGTERM, previous)
             if recording is not None:
                 recording.close()  # after the lab closed its sockets: their last segments too
+        if terminate.cancelled_caught:
+            raise KeyboardInterrupt
         missing = verdicts.missing()
         if missing:
             result.status, result.reason = "failed", f"no verdict recorded for {', '.join(missing)}"
@@ -231,5 +232,10 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     result.evidence.update(verdicts.evidence)
     result.timelines = [conn.timeline.to_json() for conn in lab.connections]
     result.observation = recording.mode if recording is not None else "snapshots only (not recorded)"
-    result.connections = [connection_evidence(c) for c in lab.connections[:MAX_RECORDED_CONNECTIONS]]
+    result.connections = [connection_evidence(c) for c in lab.connections]
+    if recording is not None:
+        result.connections += [flow_evidence(ft, tl, accepted=False) for ft, tl in recording.flows]
+    del result.connections[MAX_RECORDED_CONNECTIONS:]
+    for item in result.connections:
+        item["body_ended_s"] = None if body_ended is None else round(body_ended, 6)
     return result

@@ -10,6 +10,7 @@ from pathlib import Path
 import trio
 
 from tcplab import catalog, runner, table
+from tcplab.report import write as write_report
 from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
 from tcplab.scenario import ScenarioResult
 
@@ -57,6 +58,7 @@ def execute(args: argparse.Namespace) -> int:
     )
     report.wall_time = time.monotonic() - started
     directory = runner.write_results(report, Path(args.results))
+    write_report(report.to_json(), directory)
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
          "" if row["median_s"] is None else f"{row['median_s']:.2f}",
@@ -68,4 +70,5 @@ def execute(args: argparse.Namespace) -> int:
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
     print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {directory / 'results.json'}")
+    print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -239,11 +239,12 @@ class TransitionRecorder:
         root = self.root or tracefs_root()
         sweep_stale(root)
         path = root / "instances" / self.name
+        self.path = path  # first: an interrupt right after mkdir still finds it to remove
         try:
             os.mkdir(path)
         except OSError as exc:
+            self.path = None
             raise TraceUnavailable(f"cannot create tracefs instance {path}: {exc.strerror}") from None
-        self.path = path
         try:
             _write(path / "trace_clock", "mono")
             _write(path / "buffer_size_kb", str(self.buffer_kb))
