@@ -9,8 +9,8 @@ ends' states over time, not just the last value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -21,6 +21,8 @@ from tcplab.timeline import Event
 
 if TYPE_CHECKING:
     from tcplab.recording import Recording
+
+T = TypeVar("T")
 
 POLL_INTERVAL = 0.002  # seconds between polls while waiting for a change
 HOLD_INTERVAL = 0.02  # seconds between polls while checking that a state holds
@@ -116,7 +118,7 @@ def _recording(end: End) -> Recording:
 
 
 async def traced_path(
-    end: End, *states: TcpState, timeout: float = 2.0  # noqa: ASYNC109 (like reaches)
+    end: End, *states: TcpState, timeout: float = 2.0
 ) -> list[TcpState]:
     """Wait until the kernel's own transitions of ``end`` contain ``states`` as consecutive
     steps (nothing between them), and assert that the whole traced path is a walk of RFC
@@ -156,3 +158,18 @@ def segments(end: End) -> list[Event]:
         raise LabError(f"{end.label}: this run captures no segments (needs root)")
     recording.sync()
     return end.timeline.segments()
+
+
+async def eventually(probe: Callable[[], T], *, timeout: float = 5.0, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy; return it, or fail after ``timeout``.
+
+    For conditions on many sockets at once (counts in a dump, counters), where ``reaches``
+    on one end does not fit. ``what`` completes "expected ... within N s".
+    """
+    value = probe()
+    with trio.move_on_after(timeout):
+        while not value:
+            await trio.sleep(POLL_INTERVAL)
+            value = probe()
+        return value
+    raise ExpectationFailed(f"expected {what} within {timeout} s; last value {value!r}")

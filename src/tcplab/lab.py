@@ -32,14 +32,15 @@ import trio
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.process import die_with_parent
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
 if TYPE_CHECKING:
     from tcplab.recording import Recording
 
-LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
-WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 
 class LabError(RuntimeError):
@@ -326,7 +327,7 @@ class Lab:
 
     async def spawn(self, argv: Sequence[str]) -> trio.Process:
         """Start a child process that the lab kills when it exits; its stdout is a pipe."""
-        proc = await trio.lowlevel.open_process(list(argv), stdout=-1)
+        proc = await trio.lowlevel.open_process(list(argv), stdout=-1, preexec_fn=die_with_parent)
         self._processes.append(proc)
         return proc
 

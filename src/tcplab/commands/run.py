@@ -10,8 +10,9 @@ from pathlib import Path
 import trio
 
 from tcplab import catalog, runner, table
-from tcplab.report import write as write_report
 from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from tcplab.kernel import trace
+from tcplab.report import write as write_report
 from tcplab.scenario import ScenarioResult
 
 NAME = "run"
@@ -52,12 +53,17 @@ def execute(args: argparse.Namespace) -> int:
     if not scenarios:
         raise UsageError("no scenario selected")
     report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    directory = runner.results_dir(report, Path(args.results))
     started = time.monotonic()
-    report.results = trio.run(
-        lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs, progress=_progress)
-    )
+    try:
+        report.results = trio.run(
+            lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs,
+                                    progress=_progress)
+        )
+    finally:
+        trace.sweep_quietly()  # instances of runs that were SIGKILLed (a timeout, a dead parent)
     report.wall_time = time.monotonic() - started
-    directory = runner.write_results(report, Path(args.results))
+    path = runner.write_results(report, directory)
     write_report(report.to_json(), directory)
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
@@ -69,6 +75,6 @@ def execute(args: argparse.Namespace) -> int:
     failed = [r for r in report.results if r.status == "failed"]
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
-    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {directory / 'results.json'}")
+    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {path}")
     print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -106,7 +106,7 @@ def bpf_program(ports: Iterable[int] | None) -> list[tuple[int, int, int, int]]:
     Offsets are from the network header (SOCK_DGRAM packet sockets strip the link header).
     """
     wanted = sorted(set(ports)) if ports is not None else None
-    prog: list[tuple[int, Any, Any, int]] = []  # (code, jt label/offset, jf label/offset, k)
+    prog: list[tuple[Any, Any, Any, int]] = []  # (code or label, jt, jf, k): labels resolved below
 
     def ports_test() -> None:  # A holds a port: jump to "accept" on a match
         for p in wanted or ():

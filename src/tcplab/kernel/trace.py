@@ -204,6 +204,13 @@ def sweep_stale(root: Path = TRACEFS) -> list[str]:
     return removed
 
 
+def sweep_quietly() -> None:
+    """``sweep_stale`` when tracefs is mounted and we may write it; never raises, never mounts."""
+    if os.geteuid() == 0 and (TRACEFS / "instances").is_dir():
+        with contextlib.suppress(OSError):
+            sweep_stale(TRACEFS)
+
+
 def _write(path: Path, text: str) -> None:
     with open(path, "w") as f:
         f.write(text)
