@@ -26,7 +26,7 @@ scenario = Scenario(
     id="fin-ack-together",
     title="FIN and ACK in one segment: FIN_WAIT1 to TIME_WAIT without a visible FIN_WAIT2",
     claims=("C05",),
-    requires=("trace",),
+    requires=("trace", "capture"),
 )
 
 

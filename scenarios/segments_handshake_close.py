@@ -26,7 +26,7 @@ scenario = Scenario(
     id="segments-handshake-close",
     title="Segments counted: three for the handshake, four (or three) for the close",
     claims=("C04",),
-    requires=("trace",),
+    requires=("trace", "capture"),
 )
 
 

@@ -19,6 +19,9 @@ from typing import Any
 
 LANES = ("client", "server")
 MAX_STEPS = 64
+LEGEND = ("arrows: segments as they left their sender on lo (seq/ack relative to each side's "
+          "SYN); notes: the kernel's own state changes (tracepoint), or sock_diag snapshots "
+          "when the run had no trace; times in ms from the first step")
 
 
 @dataclass
@@ -143,8 +146,9 @@ def svg(connection: Mapping[str, Any], *, closed_at: float | None = None, title:
         f'viewBox="0 0 {WIDTH} {height}" role="img" aria-label="{escape(title or "sequence diagram")}" '
         'font-family="ui-monospace, Menlo, Consolas, monospace" font-size="12">',
         "<defs>" + "".join(
-            f'<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" '
-            f'markerHeight="8" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
+            f'<marker id="arrow-{name}" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="11" '
+            f'markerHeight="11" markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+            f'<path d="M0,0 L10,5 L0,10 z" '
             f'fill="{COLORS[name]}"/></marker>' for name in ("syn", "fin", "rst", "data", "ack"))
         + "</defs>",
         f'<rect width="{WIDTH}" height="{height}" fill="#ffffff"/>',

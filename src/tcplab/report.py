@@ -251,7 +251,7 @@ def html(results: Mapping[str, Any]) -> str:
                        + f"<figcaption>{kind} {escape(conn['client'])}; "
                        f"{conn.get('segments', 0)} segments captured"
                        + (f"; traced {escape(paths)}" if paths else "; no trace")
-                       + "</figcaption></figure>")
+                       + f"<br>{escape(diagram.LEGEND)}</figcaption></figure>")
         if len(connections) > 2:
             out.append(f'<p class="muted">{len(connections) - 2} more connection(s) in '
                        "results.json</p>")

@@ -28,7 +28,7 @@ import trio
 
 from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
 from tcplab.expect import ExpectationFailed
-from tcplab.kernel import netns, sysctl, trace
+from tcplab.kernel import capture, netns, sysctl, trace
 from tcplab.lab import Lab
 from tcplab.recording import Recording, connection_evidence, flow_evidence
 from tcplab.verdict import Verdicts
@@ -61,8 +61,8 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
         lambda: os.geteuid() == 0 and has_capability(CAP_SYS_ADMIN),
         "needs root with CAP_SYS_ADMIN (network namespaces, tracefs, raw packets): run as root",
     ),
-    "trace": (lambda: trace.available() is None,
-              "needs tracefs and root (kernel transitions, segments)"),
+    "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
+    "capture": (lambda: capture.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
 }
 
 #: At most this many connections per run keep their merged timeline in the results file.

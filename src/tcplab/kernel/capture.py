@@ -47,6 +47,17 @@ class CaptureUnavailable(RuntimeError):
     """Packets cannot be captured here (not root, no loopback interface)."""
 
 
+def available() -> str | None:
+    """Why segments cannot be captured here, or None if they can (an AF_PACKET socket opens)."""
+    try:
+        socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL)).close()
+    except PermissionError:
+        return "capturing packets needs root (CAP_NET_RAW)"
+    except OSError as exc:
+        return f"cannot open a packet socket: {exc.strerror}"
+    return None
+
+
 @dataclass(frozen=True)
 class Segment:
     """One TCP segment as it left its sender on loopback; seq/ack are absolute here."""
