@@ -133,3 +133,21 @@ def test_concurrent_recorders_see_only_their_own_ports() -> None:
             assert all(port in (e.sport, e.dport) for e in events), events
             ls.close()
     assert not [n for n in trace.instances() if n.startswith(f"{trace.PREFIX}{os.getpid()}-")]
+
+
+def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal signals the whole process group: the runner and every scenario."""
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    runner = subprocess.Popen([sys.executable, "-m", "tcplab", "run", "close-wait-leak",
+                               "graceful-close", "--results", str(tmp_path)],
+                              cwd=SRC.parent, env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = set(trace.instances())
+    deadline = time.monotonic() + 15
+    while not set(trace.instances()) - before:
+        assert runner.poll() is None and time.monotonic() < deadline, "no scenario started"
+        time.sleep(0.02)
+    started = set(trace.instances()) - before
+    os.killpg(runner.pid, signal.SIGINT)
+    assert runner.wait(timeout=30) == 130
+    assert not started & set(trace.instances())
