@@ -75,8 +75,12 @@ def summary_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
 
 
 def claim_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Claims and where they stand: from ``tcplab.ledger`` when it exists (every claim,
-    C01-C40), else the claims that got a verdict in this run."""
+    """Claims and where they stand: the results file's ``ledger`` (every claim, C01-C40),
+    else ``tcplab.ledger`` built from the file, else the claims that got a verdict."""
+    if results.get("ledger"):
+        return [{"claim": r["claim"], "verdict": r.get("verdict") or r.get("status", ""),
+                 "scenarios": ", ".join(r.get("scenarios", [])), "evidence": r.get("evidence", ""),
+                 "statement": r.get("statement", "")} for r in results["ledger"]]
     try:
         ledger = importlib.import_module("tcplab.ledger")
     except ImportError:

@@ -36,6 +36,10 @@ SKF_AD_PKTTYPE = -0x1000 + 4  # ancillary load: skb->pkt_type
 _LD_W_ABS, _LD_H_ABS, _LD_B_ABS, _LD_H_IND = 0x20, 0x28, 0x30, 0x48
 _LDX_B_MSH, _AND_K, _JEQ_K, _RET_K = 0xB1, 0x54, 0x15, 0x06
 
+#: Bytes kept of each packet: IPv6 (40) + TCP with options (60) fit. Payload lengths come
+#: from the IP header, so a bulk transfer costs the capture a few bytes per segment.
+SNAP = 128
+
 #: Most ports a filter holds (cBPF jumps are 8-bit); beyond that, keep all TCP and filter here.
 MAX_FILTER_PORTS = 48
 
@@ -131,7 +135,7 @@ def bpf_program(ports: Iterable[int] | None) -> list[tuple[int, int, int, int]]:
     prog.append((_LD_B_ABS, 0, 0, 9))
     prog.append((_JEQ_K, 0, "drop", socket.IPPROTO_TCP))
     if wanted is None:
-        prog.append((_RET_K, 0, 0, 0x40000))
+        prog.append((_RET_K, 0, 0, SNAP))
     else:
         prog.append((_LDX_B_MSH, 0, 0, 0))
         prog.append((_LD_H_IND, 0, 0, 0))
@@ -144,7 +148,7 @@ def bpf_program(ports: Iterable[int] | None) -> list[tuple[int, int, int, int]]:
     prog.append((_LD_B_ABS, 0, 0, 6))
     prog.append((_JEQ_K, 0, "drop", socket.IPPROTO_TCP))
     if wanted is None:
-        prog.append((_RET_K, 0, 0, 0x40000))
+        prog.append((_RET_K, 0, 0, SNAP))
     else:
         prog.append((_LD_H_ABS, 0, 0, 40))
         ports_test()
@@ -153,7 +157,7 @@ def bpf_program(ports: Iterable[int] | None) -> list[tuple[int, int, int, int]]:
     prog.append(("drop", 0, 0, 0))
     prog.append((_RET_K, 0, 0, 0))
     prog.append(("accept", 0, 0, 0))
-    prog.append((_RET_K, 0, 0, 0x40000))
+    prog.append((_RET_K, 0, 0, SNAP))
     # resolve labels: a label line marks the index of the next instruction
     labels: dict[str, int] = {}
     code: list[tuple[Any, Any, Any, int]] = []
