@@ -93,9 +93,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         "C04", verdict,
         f"handshake {len(hs)} segments ({', '.join(s.data['flags'] for s in hs)}); close "
         f"{len(close_w)} segments when the server application closed after its kernel's ACK "
-        f"(delayed {ack_delay * 1e3:.1f} ms), {len(close_p)} when it closed at once "
+        f"(sent alone {ack_delay * 1e3:.2f} ms after the FIN), {len(close_p)} when it closed at once "
         "(its FIN carried the ACK): four only if the application is slower than the delayed ACK",
-        counts=counts, delayed_ack_ms=round(ack_delay * 1e3, 2), prompt_attempts=attempts,
+        counts=counts, ack_after_fin_ms=round(ack_delay * 1e3, 2), prompt_attempts=attempts,
         close_waiting=[s.text for s in close_w], close_prompt=[s.text for s in close_p],
     )
 
