@@ -186,7 +186,9 @@ th{background:#eceff1}.muted{color:#607d8b}
 .v-refuted{background:#ffd9d6;color:#8e1c12}.v-outdated{background:#e3e0f7;color:#3d2f8f}
 .s-failed{color:#b71c1c;font-weight:600}.s-passed{color:#1b5e20}.s-skipped{color:#607d8b}
 figure{margin:12px 0 20px;overflow-x:auto}figcaption{font-size:12px;color:#546e7a}
-ul.verdicts{padding-left:18px}
+ul.verdicts{padding-left:18px}.nw{white-space:nowrap}
+table.claims td:first-child{width:34%}table.claims td:nth-child(2){width:8%;white-space:nowrap}
+table.claims td:nth-child(3){width:13%}table.claims .muted{font-size:12px}
 """
 
 
@@ -197,10 +199,11 @@ def _verdict_html(text: str) -> str:
     ) if text else ""
 
 
-def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str = "") -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cls = f' class="{css}"' if css else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def html(results: Mapping[str, Any]) -> str:
@@ -217,9 +220,11 @@ def html(results: Mapping[str, Any]) -> str:
     srows = summary_rows(results)
     out.append(_html_table(
         ("scenario", "outcome", "claims", "verdicts", "median", "mode"),
-        [(f'<a href="#{escape(r["id"])}">{escape(r["id"])}</a>', escape(r["outcome"]),
+        [(f'<a href="#{escape(r["id"])}">{escape(r["id"])}</a>',
+          f'<span class="nw">{escape(r["outcome"])}</span>',
           escape(r["claims"]), " ".join(
-              f"{escape(part.split(' ')[0])}&nbsp;{_verdict_html(part.split(' ', 1)[1])}"
+              f'<span class="nw">{escape(part.split(" ")[0])}&nbsp;'
+              f'{_verdict_html(part.split(" ", 1)[1])}</span>'
               if " " in part else escape(part) for part in r["verdicts"].split(", ")),
           escape(r["duration"]), escape(r["mode"])) for r in srows]))
     out.append("<h2>Claims</h2>")
@@ -228,7 +233,7 @@ def html(results: Mapping[str, Any]) -> str:
         [(escape(r["claim"]) + (f'<div class="muted">{escape(r["statement"])}</div>'
                                 if r["statement"] else ""),
           _verdict_html(r["verdict"]), escape(r["scenarios"]), escape(r["evidence"]))
-         for r in claim_rows(results)]))
+         for r in claim_rows(results)], css="claims"))
     out.append("<h2>Scenarios</h2>")
     for sid, runs in _scenario_runs(results).items():
         run = _representative(runs)
