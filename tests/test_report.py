@@ -91,3 +91,14 @@ def test_step_summary_is_appended(run_dir: Path, tmp_path: Path,
     report.write(report.load(run_dir / "results.json"), tmp_path)
     text = summary.read_text()
     assert text.startswith("before\n") and "| graceful-close |" in text
+
+
+def test_without_trace_the_diagram_uses_snapshots() -> None:
+    sock = {"state": "FIN_WAIT2"}
+    conn = {"client": "127.0.0.1:1 -> 127.0.0.1:2", "server": "127.0.0.1:2 -> 127.0.0.1:1",
+            "timeline": [{"t": 0.1, "end": "client", "source": "snapshot", "socket": sock},
+                         {"t": 0.2, "end": "client", "source": "snapshot", "socket": sock},
+                         {"t": 0.3, "end": "server", "source": "snapshot", "socket": None}]}
+    labels = [(s.lane, s.label) for s in diagram.steps(conn)]
+    assert labels == [("client", "seen FIN_WAIT2"), ("server", "seen gone")]
+    assert "<svg" in diagram.svg(conn) and "Note over S: seen gone" in diagram.mermaid(conn)
