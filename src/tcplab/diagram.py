@@ -94,6 +94,11 @@ def steps(connection: Mapping[str, Any], *, closed_at: float | None = None) -> l
     return out
 
 
+def lane_name(connection: Mapping[str, Any], lane: str) -> str:
+    """``client``/``server``, or what the connection calls that end (an adopted socket)."""
+    return str(connection.get("lanes", {}).get(lane) or lane)
+
+
 def _label(step: Step) -> str:
     return step.label + (f" ×{step.count}" if step.count > 1 else "")
 
@@ -107,9 +112,10 @@ def _mermaid_text(text: str) -> str:
 
 def mermaid(connection: Mapping[str, Any], *, closed_at: float | None = None) -> str:
     """A Mermaid ``sequenceDiagram`` of one connection (without the code fence)."""
-    lines = ["sequenceDiagram",
-             f"    participant C as client {connection.get('client', '').split(' -> ')[0]}",
-             f"    participant S as server {connection.get('server', '').split(' -> ')[0]}"]
+    lines = ["sequenceDiagram"] + [
+        f"    participant {short} as {_mermaid_text(lane_name(connection, lane))} "
+        f"{connection.get(lane, '').split(' -> ')[0]}"
+        for short, lane in (("C", "client"), ("S", "server"))]
     lane = {"client": "C", "server": "S"}
     for step in steps(connection, closed_at=closed_at):
         if step.kind == "arrow":
@@ -155,9 +161,10 @@ def svg(connection: Mapping[str, Any], *, closed_at: float | None = None, title:
     ]
     for lane, lx in x.items():
         addr = str(connection.get(lane, "")).split(" -> ")[0]
+        name = lane_name(connection, lane)
         parts.append(f'<rect x="{lx - 110}" y="8" width="220" height="38" rx="6" fill="#263238"/>')
         parts.append(f'<text x="{lx}" y="24" text-anchor="middle" fill="#ffffff" '
-                     f'font-weight="bold" font-size="13">{lane}</text>')
+                     f'font-weight="bold" font-size="13">{escape(name)}</text>')
         parts.append(f'<text x="{lx}" y="39" text-anchor="middle" fill="#cfd8dc">{escape(addr)}</text>')
         parts.append(f'<line x1="{lx}" y1="46" x2="{lx}" y2="{height - 8}" stroke="#90a4ae" '
                      'stroke-dasharray="4 4"/>')

@@ -230,6 +230,8 @@ class Lab:
         self.port_hooks: list[Callable[[int], None]] = []
         #: The run's trace and capture, when it has them (set by ``tcplab.recording``).
         self.recording: Recording | None = None
+        #: Every ``End`` made by ``adopt`` (the recording files their traffic too).
+        self.adopted: list[End] = []
 
     def watch_port(self, port: int) -> None:
         """Tell the recorders about ``port`` (``listen`` does it itself; call it for sockets
@@ -348,9 +350,13 @@ class Lab:
             trio_sock = trio.socket.from_stdlib_socket(stdlib)
             stdlib.settimeout(timeout)
         try:
-            return End(self, label, stdlib, trio_sock)
+            end = End(self, label, stdlib, trio_sock)
         except OSError as exc:
             raise LabError(f"cannot adopt {label}: the socket is not connected ({exc})") from None
+        self.adopted.append(end)
+        self.watch_port(end.four_tuple.local.port)  # recorders: from now on, both ports
+        self.watch_port(end.four_tuple.remote.port)
+        return end
 
     def adopt_connection(self, client: AdoptableSocket, server: AdoptableSocket) -> Connection:
         """Adopt both ends of one connection (``adopt``): they share one timeline, so an

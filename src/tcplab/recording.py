@@ -21,6 +21,7 @@ import select
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tcplab.kernel.capture import CaptureUnavailable, Segment, SegmentCapture
@@ -39,6 +40,16 @@ _TIMEWAIT_SOURCES = frozenset({S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING})
 READ_INTERVAL = 0.01  # seconds the reader thread waits for the kernel between drains
 
 
+@dataclass
+class Flow:
+    """Traffic of the lab's ports outside its ``Connection``s: a client that was never
+    accepted, or an adopted socket (``lanes`` then names its two ends for people)."""
+
+    client: FourTuple
+    timeline: Timeline
+    lanes: dict[str, str] = field(default_factory=dict)
+
+
 class Recording:
     """Trace + capture for one lab; see the module docstring."""
 
@@ -55,8 +66,8 @@ class Recording:
         self._thread: threading.Thread | None = None
         self._diag: SockDiag | None = None
         self._timewait: dict[tuple[FourTuple, float], bool] = {}
-        #: Traffic on the lab's listening ports that belongs to no ``Connection``.
-        self.flows: list[tuple[FourTuple, Timeline]] = []
+        #: Traffic on the lab's ports that belongs to no ``Connection``.
+        self.flows: list[Flow] = []
         self.error: str = ""
 
     # -- life cycle --------------------------------------------------------------
@@ -202,6 +213,16 @@ class Recording:
             ends = [(e.label, e.four_tuple, e.timeline) for e in conn.ends]
             filed |= self._file(ends, by_ports, syn_sent, seg_by_ports, started)
         self.flows = []
+        for end in self.lab.adopted:  # adopted alone (not by adopt_connection): its own flow
+            key = (end.four_tuple.local.port, end.four_tuple.remote.port)
+            if key in filed or key[::-1] in filed:
+                continue
+            timeline = Timeline()
+            filed |= self._file([("client", end.four_tuple, timeline),
+                                 ("server", end.four_tuple.reversed(), timeline)],
+                                by_ports, syn_sent, seg_by_ports, started)
+            self.flows.append(Flow(end.four_tuple, timeline, {"client": end.label,
+                                                              "server": f"peer of {end.label}"}))
         pairs = {tuple(sorted(k)) for k in [*by_ports, *seg_by_ports]}
         for low, high in sorted(pairs):
             if (low, high) in filed or (high, low) in filed:
@@ -214,7 +235,7 @@ class Recording:
             timeline = Timeline()
             self._file([("client", client_ft, timeline), ("server", client_ft.reversed(), timeline)],
                        by_ports, syn_sent, seg_by_ports, started)
-            self.flows.append((client_ft, timeline))
+            self.flows.append(Flow(client_ft, timeline))
 
     def _file(self, ends: list[tuple[str, FourTuple, Timeline]],
               by_ports: dict[tuple[int, int], list[TraceEvent]],
@@ -293,12 +314,15 @@ def connection_evidence(conn: Connection) -> dict[str, Any]:
     return flow_evidence(conn.client.four_tuple, conn.timeline)
 
 
-def flow_evidence(client: FourTuple, timeline: Timeline, *, accepted: bool = True) -> dict[str, Any]:
-    """The same for any client four-tuple and its timeline (``accepted``: a lab Connection)."""
+def flow_evidence(client: FourTuple, timeline: Timeline, *, accepted: bool = True,
+                  lanes: dict[str, str] | None = None) -> dict[str, Any]:
+    """The same for any client four-tuple and its timeline (``accepted``: a lab Connection;
+    ``lanes``: what to call the two ends, when not client and server)."""
     return {
         "client": str(client),
         "server": str(client.reversed()),
         "accepted": accepted,
+        "lanes": lanes or {},
         "traced_path": {label: [s.value for s in timeline.traced_path(label)]
                         for label in ("client", "server")},
         "segments": len(timeline.segments()),

@@ -24,6 +24,8 @@ from typing import Any
 from tcplab import diagram
 
 VERDICT_ORDER = ("confirmed", "partly", "outdated", "refuted")
+NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, if any, lived in "
+              "other processes or namespaces, or the run had no trace and no connection).")
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -111,6 +113,14 @@ def _verdict_key(v: str) -> int:
     return VERDICT_ORDER.index(v) if v in VERDICT_ORDER else len(VERDICT_ORDER)
 
 
+def _kind(connection: Mapping[str, Any]) -> str:
+    if connection.get("accepted", True):
+        return "connection"
+    if connection.get("lanes"):
+        return f"adopted socket {connection['lanes'].get('client', '')} (traffic after adoption)"
+    return "other traffic on the lab's ports (not a lab connection)"
+
+
 def _closed_at(connection: Mapping[str, Any]) -> float | None:
     value = connection.get("body_ended_s")
     return None if value is None else float(value)
@@ -159,9 +169,9 @@ def markdown(results: Mapping[str, Any]) -> str:
             lines.append("")
         connections = run.get("connections", [])
         if not connections:
-            lines += ["No connection was recorded in this run: no diagram.", ""]
+            lines += [NO_DIAGRAM, ""]
         for conn in diagram.pick(connections):
-            kind = "connection" if conn.get("accepted", True) else "attempt (never accepted)"
+            kind = _kind(conn)
             lines += [f"{kind} {conn['client']}; traced: "
                       + "; ".join(f"{end} {' -> '.join(p)}" for end, p in
                                   conn.get("traced_path", {}).items() if p), "",
@@ -251,11 +261,11 @@ def html(results: Mapping[str, Any]) -> str:
                 f"{escape(v['summary'])}</li>" for v in run["verdicts"]) + "</ul>")
         connections = run.get("connections", [])
         if not connections:
-            out.append('<p class="muted">No connection was recorded in this run: no diagram.</p>')
+            out.append(f'<p class="muted">{escape(NO_DIAGRAM)}</p>')
         for conn in diagram.pick(connections):
             paths = "; ".join(f"{end}: {' → '.join(p)}"
                               for end, p in conn.get("traced_path", {}).items() if p)
-            kind = "connection" if conn.get("accepted", True) else "attempt (never accepted)"
+            kind = _kind(conn)
             out.append("<figure>" + diagram.svg(conn, closed_at=_closed_at(conn), title=sid)
                        + f"<figcaption>{kind} {escape(conn['client'])}; "
                        f"{conn.get('segments', 0)} segments captured"

@@ -253,7 +253,8 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     result.observation = recording.mode if recording is not None else "snapshots only (not recorded)"
     result.connections = [connection_evidence(c) for c in lab.connections]
     if recording is not None:
-        result.connections += [flow_evidence(ft, tl, accepted=False) for ft, tl in recording.flows]
+        result.connections += [flow_evidence(f.client, f.timeline, accepted=False, lanes=f.lanes)
+                               for f in recording.flows]
     del result.connections[MAX_RECORDED_CONNECTIONS:]
     for item in result.connections:
         item["body_ended_s"] = None if body_ended is None else round(body_ended, 6)
