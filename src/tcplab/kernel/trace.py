@@ -61,6 +61,9 @@ KINDS = {
 }
 
 _counter = itertools.count()
+#: A filter longer than this is not written (a filter file takes at most a page); the events
+#: are then filtered by ``read``.
+MAX_FILTER_CHARS = 3000
 _LINE = re.compile(r"^\s*(?P<task>.+?)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d+):\s+(?P<event>\w+):\s+(?P<rest>.*)$")
 _FIELD = re.compile(r"(\w+)=(\S+)")
 
@@ -280,6 +283,8 @@ class TransitionRecorder:
     def _apply_filters(self) -> None:
         assert self.path is not None
         expression = port_filter(self.ports)
+        if len(expression) > MAX_FILTER_CHARS:
+            expression = "0"  # clears the filter: too many ports; read() filters them here
         for event, filterable in EVENTS.items():
             if filterable:
                 _write(self.path / "events" / event / "filter", expression)
@@ -316,8 +321,9 @@ class TransitionRecorder:
             event = parse_line(raw.decode(errors="replace"))
             if event is None:
                 continue
-            if event.kind == "reset-sent" and not (self.ports & {event.sport, event.dport}):
-                continue  # tcp_send_reset is unfiltered in the kernel (see the module docstring)
+            if not self.ports & {event.sport, event.dport}:
+                continue  # tcp_send_reset is unfiltered in the kernel, and so is everything
+                # when the ports outgrow a filter (see the module docstring)
             events.append(event)
         return events
 
