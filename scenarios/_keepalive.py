@@ -1,0 +1,136 @@
+"""Keepalive against a dead peer: how long until the kernel gives up, and what it did meanwhile.
+
+The peer is made dead with ``_filters.deafen`` on its socket: it stays in the kernel's
+tables, ESTABLISHED, but every segment addressed to it is discarded before TCP sees it, like
+a host that lost power or a cable that was cut. That is deterministic, silent and touches
+nothing else: this kernel has no netem (tc cannot drop packets on ``lo``), and taking ``lo``
+down would silence every other connection of the scenario as well.
+
+The last activity is the client receiving the server's reply (its receive timestamp is what
+the keepalive timer counts from); the filter goes on once the server's reply is
+acknowledged, so no retransmission can refresh that timestamp. Then the client blocks in
+recv() until the kernel fails it, while its keepalive timer (sock_diag: kind, time left,
+probes sent) is polled.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from _filters import deafen
+from tcplab import Connection, Lab, TcpState, TimerKind
+from tcplab.expect import ExpectationFailed
+from tcplab.kernel.procfs import counter_delta, netstat_counters
+from tcplab.lab import errno_name
+
+S = TcpState
+POLL_S = 0.05
+
+
+@dataclass
+class Detection:
+    """When and how the kernel declared the peer dead."""
+
+    expected_s: float  # idle + interval x probes
+    detected_s: float = 0.0  # from the last data received to recv() failing
+    errno: int = 0
+    probes_seen: int = 0  # the highest probe count sock_diag showed on the keepalive timer
+    first_probe_s: float | None = None  # when sock_diag first showed a probe out
+    timer_kinds: list[str] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    after: str = ""  # what the client's socket is once recv failed
+    peer_after: str = ""
+
+    @property
+    def errno_name(self) -> str:
+        return errno_name(self.errno)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "expected_s": self.expected_s, "detected_s": round(self.detected_s, 3),
+            "errno": self.errno_name, "probes_seen": self.probes_seen,
+            "first_probe_s": None if self.first_probe_s is None else round(self.first_probe_s, 3),
+            "timer_kinds": self.timer_kinds,
+            "counters": {k: self.counters.get(k, 0) for k in
+                         ("TcpExt.TCPKeepAlive", "TcpExt.TCPAbortOnTimeout", "Tcp.OutRsts")},
+            "client_after": self.after, "server_after": self.peer_after,
+        }
+
+
+def set_keepalive(sock: socket.socket, idle: int | None, interval: int | None,
+                  probes: int | None) -> None:
+    """SO_KEEPALIVE on; per-socket TCP_KEEPIDLE/KEEPINTVL/KEEPCNT where given (else sysctls)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in ((socket.TCP_KEEPIDLE, idle), (socket.TCP_KEEPINTVL, interval),
+                          (socket.TCP_KEEPCNT, probes)):
+        if value is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+async def quiet_exchange(lab: Lab, conn: Connection) -> float:
+    """A request and a reply, both acknowledged; returns the lab time the reply arrived."""
+    await conn.client.send(b"ping")
+    if await conn.server.recv() != b"ping":
+        raise ExpectationFailed("the server did not receive the request")
+    await conn.server.send(b"pong")
+    if await conn.client.recv() != b"pong":
+        raise ExpectationFailed("the client did not receive the reply")
+    last_activity = lab.clock()
+    with trio.fail_after(2):
+        while True:  # polling the kernel: nothing to wait on but its tables
+            rec = conn.server.observe()
+            if rec is not None and rec.send_q == 0:
+                break
+            await trio.sleep(0.002)
+    return last_activity
+
+
+async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Detection:
+    """Kill the peer silently after a last exchange and time the client's keepalive verdict."""
+    client, server = conn.client, conn.server
+    last_activity = await quiet_exchange(lab, conn)
+    before = netstat_counters()
+    deafen(server.sock)
+    found = Detection(expected_s)
+
+    async def watch(cancel: trio.CancelScope) -> None:
+        with cancel:
+            while True:
+                record = client.observe()
+                if record is not None and not record.fd_only:
+                    kind = record.timer.kind.value
+                    if not found.timer_kinds or found.timer_kinds[-1] != kind:
+                        found.timer_kinds.append(kind)
+                    if record.timer.kind is TimerKind.KEEPALIVE and record.timer.fired:
+                        if found.first_probe_s is None:
+                            found.first_probe_s = lab.clock() - last_activity
+                        found.probes_seen = max(found.probes_seen, record.timer.fired)
+                await trio.sleep(POLL_S)
+
+    async with trio.open_nursery() as nursery:
+        cancel = trio.CancelScope()
+        nursery.start_soon(watch, cancel)
+        with trio.fail_after(expected_s + 5):
+            found.errno = await client.recv_error()
+        found.detected_s = lab.clock() - last_activity
+        cancel.cancel()
+    found.counters = counter_delta(before, netstat_counters())
+    after = client.observe()
+    peer = server.observe()
+    found.after = "gone" if after is None else after.state.value + (" (fd only)" if after.fd_only
+                                                                    else "")
+    found.peer_after = "gone" if peer is None else peer.state.value
+    if found.errno != errno.ETIMEDOUT:
+        raise ExpectationFailed(f"recv failed with {found.errno_name}, not ETIMEDOUT: "
+                                f"{found.to_json()}")
+    return found
+
+
+def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float = 1.0) -> bool:
+    """Did the kernel give up when idle + interval x probes predicts (timer granularity)?"""
+    return found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after

@@ -1,0 +1,72 @@
+"""TIME_WAIT left per 1,000 requests: one connection each versus one kept-alive connection
+(claim C17; seed 001).
+
+Seed 001 says short-lived connections (one request each) pile up TIME_WAIT sockets and that
+keep-alive avoids the repeated handshakes and teardowns. In a private namespace, 1,000
+plain request/response exchanges (a short line, a 209-byte answer; not HTTP) are made twice:
+once opening and closing a connection per request (client closes first), once over a single
+connection closed at the end. Counted: TIME_WAIT sockets left on the server's port, the
+connections opened (Tcp.ActiveOpens), segments sent, and the time per request.
+"""
+
+from __future__ import annotations
+
+import time
+
+from _shortconn import client_closes_first, count_time_wait, open_listener, repeat
+from tcplab import Lab, Scenario, Verdict, Verdicts
+from tcplab.kernel.procfs import counter_delta, netstat_counters
+
+REQUESTS = 1000
+scenario = Scenario(
+    id="timewait-per-request",
+    title="TIME_WAIT per 1,000 requests: a connection per request versus one keep-alive connection",
+    claims=("C17",),
+    private_netns=True,
+    timeout=30,
+)
+
+
+async def serve(requests_per_connection: int) -> dict[str, float]:
+    """``REQUESTS`` requests in connections of ``requests_per_connection``; what they left."""
+    listener = open_listener()
+    try:
+        before, started = netstat_counters(), time.perf_counter()
+        await repeat(lambda: client_closes_first(listener, requests_per_connection),
+                     REQUESTS // requests_per_connection, batch=100)
+        elapsed = time.perf_counter() - started
+        delta = counter_delta(before, netstat_counters())
+        left = count_time_wait(listener.getsockname()[1])
+    finally:
+        listener.close()
+    return {"time_wait": left, "connections": delta.get("Tcp.ActiveOpens", 0),
+            "segments_per_request": delta.get("Tcp.OutSegs", 0) / REQUESTS,
+            "us_per_request": elapsed / REQUESTS * 1e6}
+
+
+@scenario.body
+async def run(lab: Lab, verdicts: Verdicts) -> None:
+    short = await serve(1)
+    kept = await serve(REQUESTS)
+    verdicts.note("short_connections", short)
+    verdicts.note("keep_alive", kept)
+    piles_up = short["time_wait"] >= REQUESTS * 0.99 and kept["time_wait"] <= 1
+    fewer_segments = short["segments_per_request"] > kept["segments_per_request"]
+    tw_ratio = short["time_wait"] / max(kept["time_wait"], 1)
+    verdicts.record(
+        "C17", Verdict.of(piles_up and fewer_segments),
+        f"{REQUESTS} requests left {short['time_wait']:.0f} TIME_WAIT sockets with one "
+        f"connection per request against {kept['time_wait']:.0f} over one kept-alive "
+        f"connection (x{tw_ratio:.0f}); {short['segments_per_request']:.1f} against "
+        f"{kept['segments_per_request']:.1f} segments sent per request, "
+        f"{short['us_per_request']:.0f} against {kept['us_per_request']:.0f} us per request "
+        f"(x{short['us_per_request'] / kept['us_per_request']:.1f})",
+        time_wait_short=short["time_wait"], time_wait_keep_alive=kept["time_wait"],
+        segments_per_request=[round(short["segments_per_request"], 2),
+                              round(kept["segments_per_request"], 2)],
+        us_per_request=[round(short["us_per_request"], 1), round(kept["us_per_request"], 1)],
+    )
+
+
+if __name__ == "__main__":
+    scenario.main()
