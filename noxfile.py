@@ -36,3 +36,12 @@ def bench(session: nox.Session) -> None:
     """Observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
     session.install("-e", ".")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)
+
+
+@nox.session
+def report(session: nox.Session) -> None:
+    """Run the scenarios, write REPORT.md and report.html, and render the page in headless
+    Chromium (report.png next to results/<run>/results.json); skipped without chromium."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "tests/test_report_render.py", "-v", "-rs", *session.posargs,
+                env={"TCPLAB_REPORT_DIR": "results"})

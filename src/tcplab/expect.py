@@ -10,13 +10,17 @@ ends' states over time, not just the last value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
 from tcplab.kernel.model import SocketRecord, TimerKind
-from tcplab.lab import End
-from tcplab.states import TcpState, check_path
+from tcplab.lab import End, LabError
+from tcplab.states import IllegalPath, TcpState, check_path
+from tcplab.timeline import Event
+
+if TYPE_CHECKING:
+    from tcplab.recording import Recording
 
 T = TypeVar("T")
 
@@ -101,6 +105,59 @@ def path_seen(end: End, *states: TcpState | None) -> None:
         wanted = " -> ".join("gone" if s is None else s.value for s in states)
         raise _fail(end, f"expected the path {wanted}")
     check_path([s for s in end.timeline.path(end.label) if s is not None], strict=False)
+
+
+def _recording(end: End) -> Recording:
+    recording = end.lab.recording
+    if recording is None or recording.recorder is None:
+        raise LabError(
+            f"{end.label}: this run has no trace of the kernel's transitions "
+            "(declare requires=('trace',) in the scenario)"
+        )
+    return recording
+
+
+async def traced_path(
+    end: End, *states: TcpState, timeout: float = 2.0
+) -> list[TcpState]:
+    """Wait until the kernel's own transitions of ``end`` contain ``states`` as consecutive
+    steps (nothing between them), and assert that the whole traced path is a walk of RFC
+    9293's diagram one arrow at a time (``check_path(strict=True)``). Return the path.
+
+    The trace sees every ``tcp_set_state``, so unlike ``path_seen`` nothing may be missing:
+    a state that lasted a microsecond is in it.
+    """
+    recording = _recording(end)
+    wanted = list(states)
+    path: list[TcpState] = []
+    with trio.move_on_after(timeout):
+        while True:
+            recording.sync()
+            path = end.timeline.traced_path(end.label)
+            if _contains(path, wanted):
+                try:
+                    check_path(path, strict=True)
+                except IllegalPath as exc:
+                    raise _fail(end, str(exc)) from None
+                return path
+            await trio.sleep(POLL_INTERVAL)
+    steps = " -> ".join(s.value for s in wanted)
+    got = " -> ".join(s.value for s in path) or "nothing"
+    raise _fail(end, f"expected the traced transitions {steps}; the kernel traced {got}")
+
+
+def _contains(path: list[TcpState], wanted: list[TcpState]) -> bool:
+    n = len(wanted)
+    return any(path[i:i + n] == wanted for i in range(len(path) - n + 1))
+
+
+def segments(end: End) -> list[Event]:
+    """The segments captured so far on ``end``'s connection (both directions), oldest first."""
+    recording = end.lab.recording
+    if recording is None or recording.capture is None:
+        raise LabError(f"{end.label}: this run captures no segments (needs root)")
+    recording.sync()
+    return end.timeline.segments()
 
 
 async def eventually(probe: Callable[[], T], *, timeout: float = 5.0, what: str) -> T:

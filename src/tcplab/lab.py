@@ -25,8 +25,9 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -35,6 +36,9 @@ from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
+
+if TYPE_CHECKING:
+    from tcplab.recording import Recording
 
 LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
@@ -222,6 +226,19 @@ class Lab:
         self._processes: list[Child] = []
         self._started = time.monotonic()
         self.connections: list[Connection] = []
+        #: Called with each port the lab opens (before the socket listens), so recorders
+        #: (tracefs filters, packet capture) can widen their kernel filters in time.
+        self.port_hooks: list[Callable[[int], None]] = []
+        #: The run's trace and capture, when it has them (set by ``tcplab.recording``).
+        self.recording: Recording | None = None
+        #: Every ``End`` made by ``adopt`` (the recording files their traffic too).
+        self.adopted: list[End] = []
+
+    def watch_port(self, port: int) -> None:
+        """Tell the recorders about ``port`` (``listen`` does it itself; call it for sockets
+        a scenario opens on its own)."""
+        for hook in self.port_hooks:
+            hook(port)
 
     def clock(self) -> float:
         """Seconds since the lab opened: the time axis of every timeline."""
@@ -276,6 +293,7 @@ class Lab:
         if defer_accept is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, defer_accept)
         sock.bind((self.host, 0))
+        self.watch_port(sock.getsockname()[1])  # before listen(): its LISTEN is traced too
         sock.listen(backlog)
         await trio.lowlevel.checkpoint()
         return Listener(self, sock)
@@ -332,9 +350,13 @@ class Lab:
             trio_sock = trio.socket.from_stdlib_socket(stdlib)
             stdlib.settimeout(timeout)
         try:
-            return End(self, label, stdlib, trio_sock)
+            end = End(self, label, stdlib, trio_sock)
         except OSError as exc:
             raise LabError(f"cannot adopt {label}: the socket is not connected ({exc})") from None
+        self.adopted.append(end)
+        self.watch_port(end.four_tuple.local.port)  # recorders: from now on, both ports
+        self.watch_port(end.four_tuple.remote.port)
+        return end
 
     def adopt_connection(self, client: AdoptableSocket, server: AdoptableSocket) -> Connection:
         """Adopt both ends of one connection (``adopt``): they share one timeline, so an

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -27,8 +28,9 @@ import trio
 
 from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
 from tcplab.expect import ExpectationFailed
-from tcplab.kernel import netns, sysctl
+from tcplab.kernel import capture, netns, sysctl, trace
 from tcplab.lab import Lab
+from tcplab.recording import Recording, connection_evidence, flow_evidence
 from tcplab.verdict import Verdicts
 
 Body = Callable[[Lab, Verdicts], Awaitable[None]]
@@ -59,7 +61,12 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
         lambda: os.geteuid() == 0 and has_capability(CAP_SYS_ADMIN),
         "needs root with CAP_SYS_ADMIN (network namespaces, tracefs, raw packets): run as root",
     ),
+    "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
+    "capture": (lambda: capture.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
 }
+
+#: At most this many connections per run keep their merged timeline in the results file.
+MAX_RECORDED_CONNECTIONS = 50
 
 
 @dataclass
@@ -75,6 +82,8 @@ class Scenario:
     #: run in a private network namespace even without sysctls (isolated counters).
     private_netns: bool = False
     timeout: float = 30.0
+    #: trace the kernel's transitions and capture segments when this machine allows it.
+    record: bool = True
     #: slow scenarios (waiting out real kernel timers) run only when asked for.
     slow: bool = False
     doc: str = ""
@@ -135,13 +144,18 @@ class ScenarioResult:
     evidence: dict[str, Any] = field(default_factory=dict)
     timelines: list[list[dict[str, Any]]] = field(default_factory=list)
     sysctls: dict[str, str | None] = field(default_factory=dict)
+    #: which evidence the run had: "snapshots + trace + capture", or "snapshots only (why)".
+    observation: str = ""
+    #: per connection: its ends, traced paths, segment count, merged timeline (recording.py).
+    connections: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "title": self.title, "claims": list(self.claims), "status": self.status,
             "reason": self.reason, "duration_s": round(self.duration, 4), "mode": self.mode,
             "verdicts": self.verdicts, "evidence": self.evidence, "timelines": self.timelines,
-            "sysctls": self.sysctls,
+            "sysctls": self.sysctls, "observation": self.observation,
+            "connections": self.connections,
         }
 
     @classmethod
@@ -151,7 +165,8 @@ class ScenarioResult:
             reason=data.get("reason", ""), duration=data.get("duration_s", 0.0),
             mode=data.get("mode", ""), verdicts=list(data.get("verdicts", [])),
             evidence=dict(data.get("evidence", {})), timelines=list(data.get("timelines", [])),
-            sysctls=dict(data.get("sysctls", {})),
+            sysctls=dict(data.get("sysctls", {})), observation=data.get("observation", ""),
+            connections=list(data.get("connections", [])),
         )
 
     def render(self) -> str:
@@ -198,10 +213,30 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     verdicts = Verdicts(scenario.claims)
     started = time.monotonic()
     lab = Lab()
+    recording = Recording(lab) if scenario.record else None
+    body_ended: float | None = None
+    # SIGTERM (what a runner sends a run it gives up on) cancels the run like a timeout, so
+    # the lab and the recording clean up (sockets, tracefs instance); then it ends like Ctrl-C.
+    terminate = trio.CancelScope()
+    token = trio.lowlevel.current_trio_token()
+    previous = signal.signal(signal.SIGTERM, lambda *_: token.run_sync_soon(terminate.cancel))
     try:
-        async with lab:
-            with trio.fail_after(scenario.timeout):
-                await scenario._body(lab, verdicts)
+        try:
+            if recording is not None:
+                recording.open()
+            with terminate:
+                async with lab:
+                    try:
+                        with trio.fail_after(scenario.timeout):
+                            await scenario._body(lab, verdicts)
+                    finally:
+                        body_ended = lab.clock()  # what follows is the lab's own cleanup
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if recording is not None:
+                recording.close()  # after the lab closed its sockets: their last segments too
+        if terminate.cancelled_caught:
+            raise KeyboardInterrupt
         missing = verdicts.missing()
         if missing:
             result.status, result.reason = "failed", f"no verdict recorded for {', '.join(missing)}"
@@ -215,6 +250,14 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     result.verdicts = [v.to_json() for v in verdicts.items.values()]
     result.evidence.update(verdicts.evidence)
     result.timelines = [conn.timeline.to_json() for conn in lab.connections]
+    result.observation = recording.mode if recording is not None else "snapshots only (not recorded)"
+    result.connections = [connection_evidence(c) for c in lab.connections]
+    if recording is not None:
+        result.connections += [flow_evidence(f.client, f.timeline, accepted=False, lanes=f.lanes)
+                               for f in recording.flows]
+    del result.connections[MAX_RECORDED_CONNECTIONS:]
+    for item in result.connections:
+        item["body_ended_s"] = None if body_ended is None else round(body_ended, 6)
     return result
 
 

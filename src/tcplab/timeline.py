@@ -8,7 +8,7 @@ evidence, and later parts (trace events, segments) merge into the same list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab.kernel.model import SocketRecord
@@ -43,11 +43,49 @@ def _signature(record: SocketRecord | None) -> tuple[object, ...]:
     return (record.state, record.timer.kind, record.fd_only)
 
 
+@dataclass(frozen=True)
+class Event:
+    """Something the kernel itself reported about ``end`` at ``t`` (lab seconds).
+
+    ``source`` is ``trace`` (a tracepoint) or ``capture`` (a segment on loopback; ``end``
+    is its sender). ``kind`` is ``state`` (with ``old``/``new``), ``reset-sent``,
+    ``reset-received``, ``retransmit``, ``retransmit-synack`` or ``segment``; ``text`` says
+    it in one line; ``data`` holds the figures (flags, relative seq/ack, payload length).
+    """
+
+    t: float
+    end: str
+    source: str
+    kind: str
+    text: str
+    old: TcpState | None = None
+    new: TcpState | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def describe(self) -> str:
+        return f"+{self.t:8.4f}s {self.end:<8} [{self.source}] {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"t": round(self.t, 6), "end": self.end, "source": self.source,
+                               "kind": self.kind, "text": self.text}
+        if self.kind == "state":
+            out["old"] = self.old.value if self.old else None
+            out["new"] = self.new.value if self.new else None
+        out.update(self.data)
+        return out
+
+
 class Timeline:
-    """The changes seen on the ends of one connection (or any set of named ends)."""
+    """The changes seen on the ends of one connection (or any set of named ends).
+
+    ``entries`` are snapshots (sock_diag); ``events`` are what the kernel reported by itself
+    (tracepoints, captured segments), filled in by a ``tcplab.recording.Recording`` when
+    the run has root and tracefs. ``merged()`` interleaves both by time.
+    """
 
     def __init__(self) -> None:
         self.entries: list[Entry] = []
+        self.events: list[Event] = []
         self._last: dict[str, tuple[object, ...]] = {}
 
     def add(self, t: float, end: str, record: SocketRecord | None, source: str = "snapshot") -> None:
@@ -73,8 +111,45 @@ class Timeline:
                 remaining.pop(0)
         return not remaining
 
+    def add_event(self, event: Event) -> None:
+        """Add a traced or captured event (kept in time order)."""
+        self.events.append(event)
+        if len(self.events) > 1 and self.events[-2].t > event.t:
+            self.events.sort(key=lambda e: e.t)
+
+    def merged(self) -> list[Entry | Event]:
+        """Snapshots and events together, in time order (events first on a tie)."""
+        items: list[Entry | Event] = [*self.events, *self.entries]
+        return sorted(items, key=lambda item: (item.t, isinstance(item, Entry)))
+
+    def traced_path(self, end: str) -> list[TcpState]:
+        """The states ``end`` went through according to the kernel's own transitions.
+
+        Every step is one ``tcp_set_state``, so the path can be checked strictly
+        (``states.check_path(strict=True)``). Empty when nothing was traced.
+        """
+        out: list[TcpState] = []
+        for event in self.events:
+            if event.end != end or event.kind != "state" or event.new is None:
+                continue
+            if not out and event.old is not None:
+                out.append(event.old)
+            if not out or out[-1] is not event.new:
+                out.append(event.new)
+        return out
+
+    def segments(self) -> list[Event]:
+        """The captured segments of this connection, in time order."""
+        return [e for e in self.events if e.kind == "segment"]
+
     def render(self) -> str:
+        if self.events:
+            return "\n".join(item.describe() for item in self.merged())
         return "\n".join(e.describe() for e in self.entries) or "(nothing observed)"
 
     def to_json(self) -> list[dict[str, Any]]:
         return [e.to_json() for e in self.entries]
+
+    def merged_json(self) -> list[dict[str, Any]]:
+        """``merged()`` as plain dicts (snapshots carry ``socket``, events ``kind``)."""
+        return [item.to_json() for item in self.merged()]

@@ -11,6 +11,8 @@ import trio
 
 from tcplab import catalog, runner, table
 from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from tcplab.kernel import trace
+from tcplab.report import write as write_report
 from tcplab.scenario import ScenarioResult
 
 NAME = "run"
@@ -55,11 +57,16 @@ def execute(args: argparse.Namespace) -> int:
                               catalog=known)
     directory = runner.results_dir(report, Path(args.results))
     started = time.monotonic()
-    report.results = trio.run(
-        lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs, progress=_progress)
-    )
+    try:
+        report.results = trio.run(
+            lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs,
+                                    progress=_progress)
+        )
+    finally:
+        trace.sweep_quietly()  # instances of runs that were SIGKILLed (a timeout, a dead parent)
     report.wall_time = time.monotonic() - started
     path = runner.write_results(report, directory)
+    write_report(report.to_json(), directory)
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
          "" if row["median_s"] is None else f"{row['median_s']:.2f}",
@@ -71,4 +78,5 @@ def execute(args: argparse.Namespace) -> int:
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
     print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {path}")
+    print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
     return EXIT_FAILED if failed else EXIT_OK

@@ -1,0 +1,63 @@
+"""The recording on a real lab: traced transitions, captured segments, one timeline."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tcplab import Lab, TcpState
+from tcplab.expect import reaches, segments, traced_path
+from tcplab.kernel import capture, trace
+from tcplab.recording import Recording
+
+S = TcpState
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(trace.available() is not None or capture.available() is not None,
+                       reason=f"needs tracefs and CAP_NET_RAW ({trace.available()})"),
+]
+
+
+async def _close_four_segments(lab: Lab) -> list[str]:
+    conn = await lab.connect()
+    await conn.client.send_eof()
+    await reaches(conn.client, S.FIN_WAIT2)
+    await conn.server.close()
+    await reaches(conn.client, S.TIME_WAIT)
+    await traced_path(conn.client, S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2, S.TIME_WAIT)
+    await traced_path(conn.server, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK, S.CLOSED)
+    return [s.data["flags"] for s in segments(conn.client)]
+
+
+async def test_each_segment_once_and_time_wait_from_trace_and_snapshot() -> None:
+    async with Lab() as lab:
+        with Recording(lab) as recording:
+            flags = await _close_four_segments(lab)
+            assert recording.mode == "snapshots + trace + capture"
+    # each loopback segment is seen leaving and arriving: kept once
+    assert flags == ["SYN", "SYN,ACK", "ACK", "FIN,ACK", "ACK", "FIN,ACK", "ACK"]
+
+
+async def test_concurrent_recordings_keep_to_their_own_connections() -> None:
+    results: list[list[str]] = []
+
+    async def one() -> None:
+        async with Lab() as lab:
+            with Recording(lab):
+                results.append(await _close_four_segments(lab))
+                assert all(len(c.timeline.segments()) == 7 for c in lab.connections)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(3):
+            nursery.start_soon(one)
+    assert len(results) == 3
+
+
+async def test_without_trace_or_capture_the_mode_says_so() -> None:
+    async with Lab() as lab:
+        with Recording(lab, trace=False, capture=False) as recording:
+            conn = await lab.connect()
+            await conn.client.close()
+            await reaches(conn.client, S.FIN_WAIT2)
+            assert recording.mode == "snapshots only"
+            assert conn.timeline.events == []
