@@ -10,7 +10,7 @@ client drains and the connection ends. LAST_ACK is held by the client's full win
 
 from __future__ import annotations
 
-from tcplab import Lab, TcpState, TimerKind, Verdict, Verdicts, Scenario
+from tcplab import Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
 from tcplab.expect import absent, gone, holds, path_seen, reaches, timer_between
 
 S = TcpState

@@ -36,6 +36,9 @@ def scenario_dir(explicit: str | None = None) -> Path:
 def load(path: Path) -> Scenario:
     """Import one scenario file (without running it) and return its ``scenario``."""
     name = f"tcplab_scenario_{path.stem}"
+    # Scenarios may share helpers (``_name.py`` beside them), imported as when run alone.
+    if str(path.parent.resolve()) not in sys.path:
+        sys.path.insert(0, str(path.parent.resolve()))
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise UsageError(f"cannot import {path}")

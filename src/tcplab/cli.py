@@ -13,7 +13,7 @@ from types import ModuleType
 
 from tcplab import __version__
 from tcplab.commands import list_, run
-from tcplab.errors import EXIT_INTERRUPTED, EXIT_USAGE, TcplabError
+from tcplab.errors import EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, TcplabError
 
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
 COMMANDS: tuple[ModuleType, ...] = (list_, run)
@@ -45,13 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        code: int = args.execute(args)
+        try:
+            code: int = args.execute(args)
+        except BaseExceptionGroup as group:  # from a nursery: report its first real error
+            leaf: BaseException = group
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            raise leaf from None
     except TcplabError as exc:
         print(f"tcplab: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("tcplab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except PermissionError as exc:
+        print(f"tcplab: permission denied: {exc.filename or exc}: run as a user who may read "
+              "it (or as root)", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except BrokenPipeError:
         return 0
     return code

@@ -9,13 +9,16 @@ ends' states over time, not just the last value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import trio
 
 from tcplab.kernel.model import SocketRecord, TimerKind
 from tcplab.lab import End
 from tcplab.states import TcpState, check_path
+
+T = TypeVar("T")
 
 POLL_INTERVAL = 0.002  # seconds between polls while waiting for a change
 HOLD_INTERVAL = 0.02  # seconds between polls while checking that a state holds
@@ -98,3 +101,18 @@ def path_seen(end: End, *states: TcpState | None) -> None:
         wanted = " -> ".join("gone" if s is None else s.value for s in states)
         raise _fail(end, f"expected the path {wanted}")
     check_path([s for s in end.timeline.path(end.label) if s is not None], strict=False)
+
+
+async def eventually(probe: Callable[[], T], *, timeout: float = 5.0, what: str) -> T:
+    """Poll ``probe`` until it returns something truthy; return it, or fail after ``timeout``.
+
+    For conditions on many sockets at once (counts in a dump, counters), where ``reaches``
+    on one end does not fit. ``what`` completes "expected ... within N s".
+    """
+    value = probe()
+    with trio.move_on_after(timeout):
+        while not value:
+            await trio.sleep(POLL_INTERVAL)
+            value = probe()
+        return value
+    raise ExpectationFailed(f"expected {what} within {timeout} s; last value {value!r}")

@@ -34,8 +34,8 @@ from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
-LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
-WILDCARD = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 
 class LabError(RuntimeError):

@@ -86,18 +86,22 @@ def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
     return out
 
 
-async def run_one(scenario: Scenario, timeout: float | None = None) -> ScenarioResult:
+async def run_one(scenario: Scenario) -> ScenarioResult:
     """Run ``scenario`` once in a child process and read back its result."""
     assert scenario.path is not None
-    limit = (timeout or scenario.timeout) + GRACE
+    limit = scenario.timeout + GRACE
     with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
         out = Path(tmp) / "result.json"
         argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
         started = time.monotonic()
         proc: subprocess.CompletedProcess[bytes] | None = None
-        with trio.move_on_after(limit):
-            proc = await trio.run_process(argv, check=False, capture_stdout=True, capture_stderr=True,
-                                          stdin=subprocess.DEVNULL)
+        try:
+            with trio.move_on_after(limit):
+                proc = await trio.run_process(argv, check=False, capture_stdout=True,
+                                              capture_stderr=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                                  reason=f"could not start {argv[0]}: {exc.strerror}")
         if proc is None:
             return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                                   reason=f"killed: still running {limit:.0f} s after it started",
@@ -141,12 +145,18 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
 
 
-def write_results(report: RunReport, base: Path) -> Path:
-    """Write ``<base>/<run id>/results.json`` and return that directory."""
+def results_dir(report: RunReport, base: Path) -> Path:
+    """Make ``<base>/<run id>/`` before anything runs, so an unwritable place fails at once."""
     directory = base / report.run_id
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "results.json").write_text(json.dumps(report.to_json(), indent=1) + "\n")
     return directory
+
+
+def write_results(report: RunReport, directory: Path) -> Path:
+    """Write ``results.json`` into the run's directory and return its path."""
+    path = directory / "results.json"
+    path.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+    return path
 
 
 def default_jobs() -> int:

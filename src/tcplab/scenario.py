@@ -34,9 +34,31 @@ from tcplab.verdict import Verdicts
 Body = Callable[[Lab, Verdicts], Awaitable[None]]
 Status = Literal["passed", "failed", "skipped"]
 
+CAP_SYS_ADMIN = 21
+
+
+def has_capability(bit: int) -> bool:
+    """True if this process holds the capability in its effective set.
+
+    Root in a container without CAP_SYS_ADMIN cannot make a network namespace; checking the
+    capability, not the uid, says so before the scenario starts.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except OSError:
+        pass
+    return False
+
+
 #: What a scenario may require, and how to tell whether this machine has it.
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
-    "root": (lambda: os.geteuid() == 0, "needs root: run as root (or with sudo)"),
+    "root": (
+        lambda: os.geteuid() == 0 and has_capability(CAP_SYS_ADMIN),
+        "needs root with CAP_SYS_ADMIN (network namespaces, tracefs, raw packets): run as root",
+    ),
 }
 
 
@@ -185,16 +207,28 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
             result.status, result.reason = "failed", f"no verdict recorded for {', '.join(missing)}"
         else:
             result.status = "passed"
-    except ExpectationFailed as exc:
-        result.status, result.reason = "failed", str(exc)
-    except trio.TooSlowError:
-        result.status, result.reason = "failed", f"timed out after {scenario.timeout} s"
-    except Exception as exc:  # a crash is a failure with its traceback, never a lost run
-        result.status = "failed"
-        result.reason = f"crashed: {type(exc).__name__}: {exc}"
-        result.evidence["traceback"] = traceback.format_exc()
+    except Exception as exc:  # a failure or a crash is a failed run, never a lost one
+        result.status, result.reason = "failed", _explain(exc, scenario.timeout)
+        if not isinstance(_first_leaf(exc), ExpectationFailed | trio.TooSlowError):
+            result.evidence["traceback"] = traceback.format_exc()
     result.duration = time.monotonic() - started
     result.verdicts = [v.to_json() for v in verdicts.items.values()]
     result.evidence.update(verdicts.evidence)
     result.timelines = [conn.timeline.to_json() for conn in lab.connections]
     return result
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups from nurseries."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _explain(exc: BaseException, timeout: float) -> str:
+    leaf = _first_leaf(exc)
+    if isinstance(leaf, ExpectationFailed):
+        return str(leaf)
+    if isinstance(leaf, trio.TooSlowError):
+        return f"timed out after {timeout} s"
+    return f"crashed: {type(leaf).__name__}: {leaf}"

@@ -20,6 +20,7 @@ import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 
 class TcpState(enum.Enum):
@@ -168,7 +169,7 @@ def check_path(path: Sequence[TcpState], *, strict: bool) -> None:
     Otherwise each pair must be reachable, since a snapshot can miss states in between.
     Repeated states (the same state seen twice in a row) are allowed either way.
     """
-    for before, after in zip(path, path[1:], strict=False):
+    for before, after in pairwise(path):
         if before is after:
             continue
         ok = after in next_states(before) if strict else reachable(before, after)

@@ -51,12 +51,13 @@ def execute(args: argparse.Namespace) -> int:
     if not scenarios:
         raise UsageError("no scenario selected")
     report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    directory = runner.results_dir(report, Path(args.results))
     started = time.monotonic()
     report.results = trio.run(
         lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs, progress=_progress)
     )
     report.wall_time = time.monotonic() - started
-    directory = runner.write_results(report, Path(args.results))
+    path = runner.write_results(report, directory)
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
          "" if row["median_s"] is None else f"{row['median_s']:.2f}",
@@ -67,5 +68,5 @@ def execute(args: argparse.Namespace) -> int:
     failed = [r for r in report.results if r.status == "failed"]
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
-    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {directory / 'results.json'}")
+    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {path}")
     return EXIT_FAILED if failed else EXIT_OK

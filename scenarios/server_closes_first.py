@@ -1,0 +1,50 @@
+"""The server closes first, so the TIME_WAIT is the server's (claim C14; seed 004).
+
+Seed 004 advises servers not to close first, so that TIME_WAIT sockets gather at the
+clients. The advice stands on one mechanism: whichever end closes first keeps the
+TIME_WAIT. Here the server closes first; the kernel then holds TIME_WAIT on the server's
+four-tuple and nothing on the client's.
+"""
+
+from __future__ import annotations
+
+from tcplab import Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
+from tcplab.expect import gone, reaches, timer_between
+
+S = TcpState
+scenario = Scenario(
+    id="server-closes-first",
+    title="Server closes first: the TIME_WAIT lands on the server's four-tuple",
+    claims=("C14",),
+)
+
+
+@scenario.body
+async def run(lab: Lab, verdicts: Verdicts) -> None:
+    conn = await lab.connect()
+    client, server = conn.client, conn.server
+
+    await server.close()
+    await reaches(server, S.FIN_WAIT2)
+    await reaches(client, S.CLOSE_WAIT)
+    await client.read_eof()
+    await client.close()
+
+    tw = await reaches(server, S.TIME_WAIT)
+    remaining = timer_between(server, tw, TimerKind.TIMEWAIT, 50.0, 60.5)
+    await gone(client)
+
+    server_holds_tw = conn.timeline.saw("server", S.FIN_WAIT2, S.TIME_WAIT)
+    client_path = [s.value if s else "gone" for s in conn.timeline.path("client")]
+    client_never_tw = S.TIME_WAIT.value not in client_path
+    verdicts.record(
+        "C14", Verdict.of(server_holds_tw and client_never_tw),
+        f"the server closed first and holds the TIME_WAIT ({remaining:.1f} s left); the client's "
+        f"four-tuple went {' -> '.join(client_path)}: closing first is what puts TIME_WAIT on "
+        "a side, so keeping servers from closing first keeps TIME_WAIT at the clients",
+        server_timewait_s=remaining, client_path=client_path,
+    )
+
+
+if __name__ == "__main__":
+    scenario.main()

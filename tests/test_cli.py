@@ -1,0 +1,88 @@
+"""The command line: exit codes, one-line errors, the results file of a real run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tcplab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tcplab", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_list_names_every_scenario_file() -> None:
+    done = tcplab("list", "--json")
+    assert done.returncode == 0, done.stderr
+    ids = {s["id"] for s in json.loads(done.stdout)}
+    assert {"graceful-close", "close-wait-leak", "linger-abort", "half-close",
+            "server-closes-first"} <= ids
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("run", "no-such-scenario"), "unknown scenario no-such-scenario; known:"),
+        (("run", "--repeat", "0"), "0 is not 1 or more"),
+        (("run", "--repeat", "many"), "'many' is not a whole number"),
+        (("frobnicate",), "invalid choice"),
+        (("list", "--scenarios", "/nonexistent"), "does not exist"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
+    done = tcplab(*args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_run_writes_results_and_exits_0(tmp_path: Path) -> None:
+    done = tcplab("run", "server-closes-first", "linger-abort", "--repeat", "2",
+                  "--results", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[4/4]" in done.stderr  # progress, one line per finished run
+    (results,) = tmp_path.glob("*/results.json")
+    data = json.loads(results.read_text())
+    assert data["host"]["kernel"]
+    assert "net.ipv4.tcp_fin_timeout" in data["host_sysctls"]
+    runs = data["scenarios"]
+    assert [r["status"] for r in runs] == ["passed"] * 4
+    c14 = [v for r in runs for v in r["verdicts"] if v["claim"] == "C14"]
+    assert len(c14) == 2 and all(v["verdict"] == "confirmed" for v in c14)
+    timeline = runs[0]["timelines"][0]
+    assert {"t", "end", "socket"} <= set(timeline[0])
+
+
+def test_a_failing_scenario_fails_the_run(tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "wrong.py").write_text(
+        "from tcplab import Scenario, TcpState, Verdict\n"
+        "from tcplab.expect import reaches\n"
+        "scenario = Scenario(id='wrong', title='expects what cannot happen', claims=('C10',), timeout=5)\n"
+        "@scenario.body\n"
+        "async def run(lab, verdicts):\n"
+        "    conn = await lab.connect()\n"
+        "    await reaches(conn.server, TcpState.TIME_WAIT, timeout=0.2)\n"
+        "if __name__ == '__main__':\n"
+        "    scenario.main()\n"
+    )
+    done = tcplab("run", "--scenarios", str(scenarios), "--results", str(tmp_path / "out"))
+    assert done.returncode == 1
+    assert "expected TIME_WAIT within 0.2 s; last seen ESTABLISHED" in done.stderr
+    assert "timeline (both ends)" in done.stderr
+
+
+def test_a_scenario_script_runs_alone() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "scenarios" / "half_close.py")],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("half-close: PASSED")
+    assert "C09: confirmed" in done.stdout
