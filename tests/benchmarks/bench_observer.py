@@ -44,12 +44,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from farm import FD_RESERVE, Farm, Plan, build, raise_fd_limit  # noqa: E402
+from farm import FD_RESERVE, Farm, Plan, build, raise_fd_limit
 
-from tcplab.errors import Unavailable  # noqa: E402
-from tcplab.kernel.diag import SockDiag  # noqa: E402
-from tcplab.kernel.model import Address, FourTuple  # noqa: E402
-from tcplab.kernel.netns import enter_private_netns  # noqa: E402
+from tcplab.errors import Unavailable
+from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.model import Address, FourTuple
+from tcplab.kernel.netns import enter_private_netns
 
 HOST = "127.0.0.1"
 #: Targets of project issue 2.
@@ -75,7 +75,7 @@ def measure(fn: Op, *, budget: float, min_reps: int, max_reps: int) -> list[floa
     return times
 
 
-def ss(*args: str) -> Op:
+def ss(*args: str) -> Callable[[], bytes]:
     """``ss -tanH ARGS`` as a subprocess (its whole output read), the way a script would."""
     argv = ["ss", "-tanH", *args]
 
@@ -98,7 +98,7 @@ def psutil_lookup(end: FourTuple) -> Op:
     return run
 
 
-def psutil_port(port: int) -> Op:
+def psutil_port(port: int) -> Callable[[], list[Any]]:
     def run() -> list[Any]:
         return [c for c in psutil_tcp() if c.laddr.port == port or (c.raddr and c.raddr.port == port)]
 
@@ -270,7 +270,7 @@ def render(report: dict[str, Any], baseline: dict[str, Any] | None) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", default="0,2000,20000", help="other sockets, comma separated")
     parser.add_argument("--out", default="results/bench", help="directory for BENCH.md and bench.json")
     parser.add_argument("--baseline", help="an earlier bench.json: add its sock_diag medians as 'before'")
