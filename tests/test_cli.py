@@ -86,3 +86,61 @@ def test_a_scenario_script_runs_alone() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.startswith("half-close: PASSED")
     assert "C09: confirmed" in done.stdout
+
+
+LONG_HOLD = """
+import sys
+from tcplab import Scenario, TcpState, Verdict
+from tcplab.expect import holds
+scenario = Scenario(id="long-hold", title="a child, then a 30 s hold", claims=("C18",), timeout=60)
+@scenario.body
+async def run(lab, verdicts):
+    await lab.spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
+    conn = await lab.connect()
+    await holds(conn.server, TcpState.ESTABLISHED, for_=30)
+    verdicts.record("C18", Verdict.CONFIRMED, "never reached: the runner is killed first")
+if __name__ == "__main__":
+    scenario.main()
+"""
+
+
+def test_killing_the_runner_kills_its_scenarios(tmp_path: Path) -> None:
+    """SIGKILL to `tcplab run` (a CI timeout): no scenario process, no child of one survives."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    (tmp_path / "long_hold.py").write_text(LONG_HOLD)
+    runner = subprocess.Popen([sys.executable, "-m", "tcplab", "run", "--scenarios", str(tmp_path),
+                               "--results", str(tmp_path / "out")], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    me = psutil.Process(runner.pid)
+    deadline = time.monotonic() + 10
+    family: list[psutil.Process] = []
+    while time.monotonic() < deadline:  # wait for the scenario and its child
+        family = me.children(recursive=True)
+        if len(family) >= 2:
+            break
+        time.sleep(0.01)
+    assert len(family) >= 2, "the scenario never started its child"
+    os.kill(runner.pid, signal.SIGKILL)
+    runner.wait()
+    # A zombie has closed its fds; it only waits for a reaper (PID 1 may not reap here).
+    deadline = time.monotonic() + 2
+    running = family
+    while running and time.monotonic() < deadline:
+        time.sleep(0.02)
+        running = [p for p in family if _running(p)]
+    assert not running, f"left running: {running}"
+
+
+def _running(proc: object) -> bool:
+    import psutil
+
+    assert isinstance(proc, psutil.Process)
+    try:
+        return bool(proc.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False

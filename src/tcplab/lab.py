@@ -31,6 +31,7 @@ import trio
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.process import die_with_parent
 from tcplab.kernel.procfs import fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
@@ -310,7 +311,7 @@ class Lab:
 
     async def spawn(self, argv: Sequence[str]) -> trio.Process:
         """Start a child process that the lab kills when it exits; its stdout is a pipe."""
-        proc = await trio.lowlevel.open_process(list(argv), stdout=-1)
+        proc = await trio.lowlevel.open_process(list(argv), stdout=-1, preexec_fn=die_with_parent)
         self._processes.append(proc)
         return proc
 

@@ -25,6 +25,7 @@ import trio
 
 from tcplab import __version__
 from tcplab.kernel import sysctl
+from tcplab.kernel.process import die_with_parent
 from tcplab.scenario import Scenario, ScenarioResult
 
 #: Seconds a child gets beyond its scenario's own timeout before it is killed.
@@ -98,7 +99,8 @@ async def run_one(scenario: Scenario) -> ScenarioResult:
         try:
             with trio.move_on_after(limit):
                 proc = await trio.run_process(argv, check=False, capture_stdout=True,
-                                              capture_stderr=True, stdin=subprocess.DEVNULL)
+                                              capture_stderr=True, stdin=subprocess.DEVNULL,
+                                              preexec_fn=die_with_parent)
         except OSError as exc:
             return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                                   reason=f"could not start {argv[0]}: {exc.strerror}")
