@@ -215,12 +215,15 @@ def test_a_failing_scenario_file_exits_1_with_results_and_leaves_nothing(tmp_pat
     assert wait_gone([int((scenarios / "child").read_text())]) == []
 
 
-def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("group", [pytest.param(True, id="terminal-ctrl-c"),
+                                   pytest.param(False, id="kill-int-runner-only")])
+def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: bool) -> None:
+    """A terminal's Ctrl-C signals the whole foreground process group: the runner, its
+    scenario child and the grandchild (which ignores it here). ``kill -INT`` reaches the
+    runner alone: its children must not outlive it either."""
     scenarios = tmp_path / "scenarios"
     write_scenario(scenarios, id="leaky-hold", how="holds CLOSE_WAIT for minutes",
                    hold="CLOSE_WAIT", hold_for=240.0, timeout=300)
-    # A terminal's Ctrl-C signals the whole foreground process group: the runner, its
-    # scenario child and the grandchild (which ignores it here).
     runner = subprocess.Popen(
         [sys.executable, "-m", "tcplab", "run", "--scenarios", str(scenarios),
          "--results", str(tmp_path / "results")],
@@ -237,7 +240,10 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path) -> None
         family = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
         port = int((scenarios / "port").read_text())
         assert len(held_records(port)) == 9
-        os.killpg(runner.pid, signal.SIGINT)
+        if group:
+            os.killpg(runner.pid, signal.SIGINT)
+        else:
+            os.kill(runner.pid, signal.SIGINT)
         stdout, stderr = runner.communicate(timeout=60)
     finally:
         if runner.poll() is None:

@@ -101,12 +101,13 @@ async def settled(end: End) -> SocketRecord:
     """Wait until ``end``'s queues stop changing (three equal readings 20 ms apart)."""
     seen: list[tuple[int, int]] = []
     with trio.fail_after(5):
-        while len(seen) < 3 or len(set(seen[-3:])) > 1:
+        while True:
             record = end.observe()
             assert record is not None
             seen.append((record.recv_q, record.send_q))
+            if len(seen) >= 3 and len(set(seen[-3:])) == 1:
+                return record
             await trio.sleep(0.02)
-    return record
 
 
 @pytest.mark.parametrize("family", FAMILIES)
