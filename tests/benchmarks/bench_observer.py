@@ -17,7 +17,11 @@ and says so.
 Usage (from a checkout, with tcplab importable)::
 
     python tests/benchmarks/bench_observer.py [--sizes 0,2000,20000] [--out results/bench]
-                                              [--baseline OLD/bench.json] [--quick]
+                                              [--before OLD_DIAG.py] [--quick]
+
+``--before`` takes another version of ``tcplab/kernel/diag.py`` (say ``git show
+main:src/tcplab/kernel/diag.py > /tmp/diag_main.py``) and times its SockDiag too, interleaved
+with the current one, for a before/after comparison under the same load.
 
 It prints a Markdown table and writes ``BENCH.md`` and ``bench.json`` into ``--out``.
 The file is named ``bench_*.py`` so that pytest never collects it.
@@ -27,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import json
 import os
 import platform
+import resource
 import socket
 import statistics
 import subprocess
@@ -37,6 +43,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,18 +68,57 @@ FULL_DUMP_VS_SS = 1.0
 Op = Callable[[], object]
 
 
-def measure(fn: Op, *, budget: float, min_reps: int, max_reps: int) -> list[float]:
-    """Call ``fn`` (once to warm up, then) until ``min_reps`` calls and ``budget`` seconds
-    are both spent, or ``max_reps`` calls; return each call's duration in seconds."""
-    fn()
-    times: list[float] = []
-    clock = time.perf_counter
-    started = clock()
-    while len(times) < max_reps and (len(times) < min_reps or clock() - started < budget):
-        t0 = clock()
-        fn()
-        times.append(clock() - t0)
-    return times
+def cpu_seconds() -> float:
+    """CPU time of this process and of its waited-for children (``ss``): user + system.
+
+    On a machine shared with other work, wall time includes waiting for a core; CPU time
+    does not, so both are reported.
+    """
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+@dataclass
+class Reader:
+    """One way to do an operation, with how many calls it makes per round."""
+
+    name: str
+    fn: Op
+    per_round: int = 1
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def call(self) -> None:
+        wall, cpu = time.perf_counter(), cpu_seconds()
+        self.fn()
+        self.cpu.append(cpu_seconds() - cpu)
+        self.wall.append(time.perf_counter() - wall)
+
+    def summary(self) -> dict[str, Any]:
+        deciles = statistics.quantiles(self.wall, n=10) if len(self.wall) > 1 else self.wall * 9
+        return {"median_ms": statistics.median(self.wall) * 1e3,
+                "cpu_median_ms": statistics.median(self.cpu) * 1e3,
+                "p10_ms": deciles[0] * 1e3, "p90_ms": deciles[-1] * 1e3, "reps": len(self.wall)}
+
+
+def interleave(readers: Sequence[Reader], *, budget: float, min_rounds: int, max_rounds: int) -> int:
+    """Run the readers in rounds (each ``per_round`` times, in turn) until ``min_rounds``
+    rounds and ``budget`` seconds are both spent, or ``max_rounds``; return the rounds run.
+
+    Interleaving is what makes the ratios fair on a shared machine: every reader is timed
+    under the same load, instead of one reader during a quiet minute and the next during a
+    busy one. Each reader is called once to warm up first.
+    """
+    for reader in readers:
+        reader.fn()
+    started = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - started < budget):
+        for reader in readers:
+            for _ in range(reader.per_round):
+                reader.call()
+        rounds += 1
+    return rounds
 
 
 def ss(*args: str) -> Callable[[], bytes]:
@@ -120,13 +166,11 @@ class Target:
             sock.close()
 
 
-def bench_size(target: Target, others: int, quick: bool) -> dict[str, Any]:
-    """Time every operation through every reader with the table as it is now."""
-    scale = 0.3 if quick else 1.0
+def bench_size(target: Target, others: int, quick: bool, before: Any = None) -> dict[str, Any]:
+    """Time every operation through every reader with the table as it is now; ``before``
+    is another diag module whose SockDiag is timed alongside (or None)."""
     diag = SockDiag()
     end, port = target.end, target.port
-    fast = {"budget": 1.5 * scale, "min_reps": 200, "max_reps": int(20000 * scale) or 200}
-    slow = {"budget": 4.0 * scale, "min_reps": 7 if quick else 11, "max_reps": 400}
     ss_lookup = ss("state", "all", "src", str(end.local), "dst", str(end.remote))
     ss_port = ss("state", "all", f"( sport = :{port} or dport = :{port} )")
 
@@ -134,18 +178,22 @@ def bench_size(target: Target, others: int, quick: bool) -> dict[str, Any]:
         with SockDiag() as fresh:
             return fresh.dump()
 
-    plan: list[tuple[str, str, Op, dict[str, Any]]] = [
-        ("lookup", "sock_diag", lambda: diag.lookup(end), fast),
-        ("lookup", "psutil", psutil_lookup(end), slow),
-        ("lookup", "ss", ss_lookup, slow),
-        ("port", "sock_diag", lambda: diag.dump(port=port), fast),
-        ("port", "psutil", psutil_port(port), slow),
-        ("port", "ss", ss_port, slow),
-        ("full", "sock_diag", diag.dump, slow),
-        ("full", "sock_diag_cold", diag_cold, slow),
-        ("full", "psutil", psutil_tcp, slow),
-        ("full", "ss", ss(), slow),
-    ]
+    # Fast readers make many calls per round so that their medians rest on many samples.
+    many = 20 if quick else 50
+    plan: dict[str, list[Reader]] = {
+        "lookup": [Reader("sock_diag", lambda: diag.lookup(end), many),
+                   Reader("psutil", psutil_lookup(end)), Reader("ss", ss_lookup)],
+        "port": [Reader("sock_diag", lambda: diag.dump(port=port), many if others < 10000 else 5),
+                 Reader("psutil", psutil_port(port)), Reader("ss", ss_port)],
+        "full": [Reader("sock_diag", diag.dump, 1 if others > 1000 else many),
+                 Reader("sock_diag_cold", diag_cold, 1 if others > 1000 else many),
+                 Reader("psutil", psutil_tcp), Reader("ss", ss())],
+    }
+    if before is not None:
+        old = before.SockDiag()
+        plan["lookup"].append(Reader("before", lambda: old.lookup(end), many))
+        plan["port"].append(Reader("before", lambda: old.dump(port=port), plan["port"][0].per_round))
+        plan["full"].append(Reader("before", old.dump, plan["full"][0].per_round))
     # What each reader sees: the same sockets, or the comparison means nothing.
     full = diag.dump()
     seen = {
@@ -158,20 +206,20 @@ def bench_size(target: Target, others: int, quick: bool) -> dict[str, Any]:
         "full_ss": len(ss()().splitlines()),
         "states": dict(sorted(Counter(r.state.value for r in full).items())),
     }
-    results: dict[str, Any] = {"others": others, "seen": seen, "ops": {}}
-    for op, reader, fn, reps in plan:
+    del full
+    results: dict[str, Any] = {"others": others, "seen": seen, "ops": {}, "rounds": {}}
+    for op, readers in plan.items():
         gc.collect()
-        times = measure(fn, **reps)
-        results["ops"].setdefault(op, {})[reader] = {
-            "median_ms": statistics.median(times) * 1e3,
-            "p10_ms": statistics.quantiles(times, n=10)[0] * 1e3,
-            "p90_ms": statistics.quantiles(times, n=10)[-1] * 1e3,
-            "reps": len(times),
-        }
-        print(f"  {others:>6} others  {op:<6} {reader:<14} "
-              f"{results['ops'][op][reader]['median_ms']:9.4f} ms  ({len(times)} reps)",
-              file=sys.stderr, flush=True)
+        rounds = interleave(readers, budget=(2.0 if quick else 6.0), min_rounds=(5 if quick else 11),
+                            max_rounds=200)
+        results["rounds"][op] = rounds
+        results["ops"][op] = {r.name: r.summary() for r in readers}
+        print(f"  {others:>6} others  {op:<6} ({rounds} rounds) " + "  ".join(
+            f"{r.name} {results['ops'][op][r.name]['median_ms']:.4f} ms" for r in readers),
+            file=sys.stderr, flush=True)
     diag.close()
+    if before is not None:
+        old.close()
     return results
 
 
@@ -197,31 +245,38 @@ def verdict(ok: bool) -> str:
 
 
 def check_targets(sizes: Sequence[dict[str, Any]]) -> list[tuple[str, bool, str]]:
-    """The issue's targets, each with whether it is met and the figures behind it."""
+    """The issue's targets, each with whether it is met and the figures behind it (wall-clock
+    medians decide; CPU-time ratios are given beside them)."""
     lookups = [s["ops"]["lookup"]["sock_diag"]["median_ms"] for s in sizes]
     biggest = sizes[-1]
     full = biggest["ops"]["full"]
-    ours, cold = full["sock_diag"]["median_ms"], full["sock_diag_cold"]["median_ms"]
-    vs_psutil = full["psutil"]["median_ms"] / ours
-    vs_ss = full["ss"]["median_ms"] / ours
-    cold_psutil = full["psutil"]["median_ms"] / cold
-    cold_ss = full["ss"]["median_ms"] / cold
-    flat = max(lookups) / min(lookups)
     n = biggest["others"]
-    return [
+    flat = max(lookups) / min(lookups)
+    targets = [
         (f"exact lookup <= {LOOKUP_MAX_MS} ms at every size", max(lookups) <= LOOKUP_MAX_MS,
          "medians " + ", ".join(f"{fmt(x)} ms" for x in lookups)),
         (f"exact lookup flat (slowest/fastest median <= {LOOKUP_FLAT_RATIO})",
          flat <= LOOKUP_FLAT_RATIO, f"ratio {flat:.2f}"),
-        (f"full dump of {n} others >= {FULL_DUMP_VS_PSUTIL:g}x faster than psutil",
-         min(vs_psutil, cold_psutil) >= FULL_DUMP_VS_PSUTIL,
-         f"{vs_psutil:.1f}x (fresh SockDiag each call: {cold_psutil:.1f}x)"),
-        (f"full dump of {n} others faster than `ss -tanH`", min(vs_ss, cold_ss) > FULL_DUMP_VS_SS,
-         f"{vs_ss:.2f}x (fresh SockDiag each call: {cold_ss:.2f}x)"),
     ]
+    for reader, how in (("sock_diag", "one SockDiag reused, as DiagObserver does"),
+                        ("sock_diag_cold", "a fresh SockDiag per call: no memo")):
+        ours = full[reader]
+
+        def ratio(other: str, key: str, ours: dict[str, float] = ours) -> float:
+            return float(full[other][key] / ours[key])
+
+        vs_psutil, vs_ss = ratio("psutil", "median_ms"), ratio("ss", "median_ms")
+        targets += [
+            (f"full dump of {n} others >= {FULL_DUMP_VS_PSUTIL:g}x faster than psutil ({how})",
+             vs_psutil >= FULL_DUMP_VS_PSUTIL,
+             f"{vs_psutil:.1f}x wall (CPU time: {ratio('psutil', 'cpu_median_ms'):.1f}x)"),
+            (f"full dump of {n} others faster than `ss -tanH` ({how})", vs_ss > FULL_DUMP_VS_SS,
+             f"{vs_ss:.2f}x wall (CPU time incl. ss's: {ratio('ss', 'cpu_median_ms'):.2f}x)"),
+        ]
+    return targets
 
 
-def render(report: dict[str, Any], baseline: dict[str, Any] | None) -> str:
+def render(report: dict[str, Any]) -> str:
     """The Markdown report: conditions, the table of medians and ratios, the targets."""
     sizes = report["sizes"]
     lines = [
@@ -229,51 +284,71 @@ def render(report: dict[str, Any], baseline: dict[str, Any] | None) -> str:
         "",
         f"- namespace: {report['namespace']}",
         f"- kernel {report['host']['kernel']}, Python {report['host']['python']}, "
-        f"{report['host']['cpus']} CPUs (shared with other work: medians, not means), "
-        f"psutil {report['host']['psutil']}, {report['host']['ss']}",
-        f"- fd limit {report['fd_limit']}; other sockets per size by state: "
-        + "; ".join(f"{s['others']}: {s['seen']['states']}" for s in sizes),
+        f"{report['host']['cpus']} CPUs shared with other work (load average "
+        f"{report['host']['load']} at the start), psutil {report['host']['psutil']}, "
+        f"{report['host']['ss']}",
+        f"- fd limit {report['fd_limit']}; sockets in the table per size, by state: "
+        + "; ".join(f"{s['others']}: {s['seen']['states']}" for s in sizes)
+        + " (the 3 extra are the looked-up listener and connection)",
         "- every reader saw the same sockets: "
         + "; ".join(f"{s['others']}: sock_diag {s['seen']['full_sock_diag']}, psutil "
                     f"{s['seen']['full_psutil']}, ss {s['seen']['full_ss']}" for s in sizes),
-        "- `sock_diag` reuses one SockDiag; `sock_diag (fresh)` opens a new one per call (no warm "
-        "caches). psutil: `net_connections(kind=\"tcp\")`, filtered in Python for lookup/port. "
-        "ss: `ss -tanH` subprocess with `src/dst` or `sport/dport` filters.",
+        "- readers run interleaved, in rounds (each reader in turn, fast ones many times per "
+        "round), so each ratio compares calls made under the same load. Wall-clock medians; "
+        "CPU time (user+system, ss's own included) in the last columns.",
+        "- `sock_diag`: one SockDiag reused (as DiagObserver does: records of sockets whose "
+        "kernel bytes did not change are reused); `fresh`: a new SockDiag per call. psutil: "
+        "`net_connections(kind=\"tcp\")`, filtered in Python for lookup/port. ss: `ss -tanH` "
+        "subprocess with `src/dst` or `sport/dport` filters.",
         "",
     ]
-    head = ["operation", "others", "sock_diag ms", "sock_diag (fresh) ms", "psutil ms", "ss ms",
-            "psutil / sock_diag", "ss / sock_diag", "reps (diag/psutil/ss)"]
-    if baseline:
-        head.insert(3, "sock_diag before ms")
+    head = ["operation", "others", "sock_diag ms", "fresh ms", "psutil ms", "ss ms",
+            "psutil / sock_diag", "ss / sock_diag", "CPU: psutil / sock_diag",
+            "CPU: ss / sock_diag", "calls (diag/psutil/ss)"]
+    before = "before" in sizes[0]["ops"]["lookup"]
+    if before:
+        head[3:3] = ["before ms", "before / sock_diag"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     names = {"lookup": "exact 4-tuple lookup", "port": "port-filtered dump", "full": "full dump"}
-    old = {(s["others"], op): r for s in (baseline or {}).get("sizes", []) for op, r in s["ops"].items()}
     for op in ("lookup", "port", "full"):
         for s in sizes:
             r = s["ops"][op]
-            ours = r["sock_diag"]["median_ms"]
+            ours, cpu = r["sock_diag"]["median_ms"], r["sock_diag"]["cpu_median_ms"]
             cold = r.get("sock_diag_cold", {}).get("median_ms")
             row = [names[op], str(s["others"]), fmt(ours), fmt(cold) if cold else "",
                    fmt(r["psutil"]["median_ms"]), fmt(r["ss"]["median_ms"]),
-                   f"{r['psutil']['median_ms'] / ours:.1f}x", f"{r['ss']['median_ms'] / ours:.1f}x",
+                   f"{r['psutil']['median_ms'] / ours:.1f}x", f"{r['ss']['median_ms'] / ours:.2f}x",
+                   f"{r['psutil']['cpu_median_ms'] / cpu:.1f}x" if cpu else "",
+                   f"{r['ss']['cpu_median_ms'] / cpu:.2f}x" if cpu else "",
                    "/".join(str(r[k]["reps"]) for k in ("sock_diag", "psutil", "ss"))]
-            if baseline:
-                before = old.get((s["others"], op), {}).get("sock_diag", {}).get("median_ms")
-                row.insert(3, fmt(before) if before else "")
+            if before:
+                then = r["before"]["median_ms"]
+                row[3:3] = [fmt(then), f"{then / ours:.2f}x"]
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target | result | figures |", "|---|---|---|"]
     lines += [f"| {name} | {verdict(ok)} | {why} |" for name, ok, why in report["targets"]]
-    if baseline:
-        lines += ["", f"'before' column: {baseline.get('label') or 'baseline'} "
-                  f"({baseline.get('started', '?')})."]
+    if before:
+        lines += ["", f"'before': the SockDiag of {report['before']}, reused like `sock_diag`, "
+                  "interleaved with it in the same rounds."]
     return "\n".join(lines) + "\n"
+
+
+def load_diag(path: Path) -> Any:
+    """Import another version of tcplab/kernel/diag.py under a name of its own."""
+    spec = importlib.util.spec_from_file_location("tcplab_bench_before_diag", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"bench: cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--sizes", default="0,2000,20000", help="other sockets, comma separated")
     parser.add_argument("--out", default="results/bench", help="directory for BENCH.md and bench.json")
-    parser.add_argument("--baseline", help="an earlier bench.json: add its sock_diag medians as 'before'")
+    parser.add_argument("--before", metavar="DIAG_PY",
+                        help="another diag.py to time alongside (before/after)")
     parser.add_argument("--label", default="", help="a name for this run, kept in bench.json")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
     parser.add_argument("--host-netns", action="store_true",
@@ -291,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not sizes or sizes[0] < 0:
         print("bench: --sizes needs at least one number >= 0", file=sys.stderr)
         return 2
-    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    before = load_diag(Path(args.before)) if args.before else None
     namespace = "host network namespace (--host-netns): other processes' sockets are counted too"
     if not args.host_netns:
         try:
@@ -306,8 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "namespace": namespace,
         "fd_limit": fd_limit,
         "host": {"kernel": platform.release(), "python": platform.python_version(),
-                 "cpus": os.cpu_count(), "psutil": psutil.__version__, "ss": ss_version},
+                 "cpus": os.cpu_count(), "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+                 "psutil": psutil.__version__, "ss": ss_version},
         "sizes": [],
+        "before": args.before,
     }
     print(f"bench: {namespace}; fd limit {fd_limit}", file=sys.stderr)
     target = Target()
@@ -317,13 +394,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for size in sizes:
             have = grow(farms, size, have, fd_limit)
             gc.freeze()  # the farm is scaffolding: keep the collector from rescanning it
-            report["sizes"].append(bench_size(target, have, args.quick))
+            report["sizes"].append(bench_size(target, have, args.quick, before))
     finally:
         for farm in farms:
             farm.close()
         target.close()
     report["targets"] = check_targets(report["sizes"])
-    text = render(report, baseline)
+    text = render(report)
     print(text)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ import socket
 import struct
 from collections.abc import Iterable, Iterator
 from types import TracebackType
+from typing import Any
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord, Timer, TimerKind
 from tcplab.states import (
@@ -208,15 +209,19 @@ class SockDiag:
 
 _new = object.__new__
 _set = object.__setattr__
-#: The whole inet_diag_msg in one struct; ports come out byte-swapped (they are big endian).
-_MSG = struct.Struct("=BBBBHH16s16s12xIIIII")
+#: inet_diag_msg without its sockid; and the head of the sockid, ports byte-swapped (they
+#: are big endian, read as native: ``_address`` swaps them back).
+_FIELDS = struct.Struct("=BBBB48xIIIII")
+_SOCKID_RAW = struct.Struct("=BBBBHH16s16s")
 _TIMER_OFF = Timer(TimerKind.OFF, 0.0, 0)
 _STATE_OF = dict(KERNEL_STATE_NUMBERS)
 _TIMER_OF = {number: TimerKind.from_kernel(number) for number in range(5)}
+assert _FIELDS.size == _MSG_LEN
 _FAST_FIELDS = {
     SocketRecord: ("state", "four_tuple", "inode", "uid", "timer", "recv_q", "send_q", "owners",
                    "fd_only"),
     FourTuple: ("local", "remote"),
+    Timer: ("kind", "remaining", "fired"),
     Address: ("host", "port"),
 }
 #: The fast constructors below fill an instance's ``__dict__`` directly, skipping the frozen
@@ -240,34 +245,55 @@ class _RecordCache:
     socket cookie makes them unique per socket) and records are immutable, so the same bytes
     in a later reply are the same record. Only records with no timer running are kept: a
     timer's ``expires`` changes every millisecond, so those bytes never repeat.
+    ``tuples``: the four-tuple, by the 48 bytes of ``inet_diag_sockid`` (ports, addresses,
+    interface, cookie): what a TIME_WAIT socket's record is rebuilt around on every dump.
     ``addresses``: an address and port, by family and raw bytes (a listener's address is on
     every connection it accepted, at both ends).
     """
 
     def __init__(self) -> None:
         self.records: dict[bytes, SocketRecord] = {}
+        self.tuples: dict[bytes, FourTuple] = {}
         self.addresses: dict[int, dict[tuple[bytes, int], Address]] = {
             socket.AF_INET: {}, socket.AF_INET6: {}
         }
 
     def trim(self) -> None:
         """Start afresh where a memo outgrew its bound (called before each request)."""
-        if len(self.records) > CACHE_LIMIT:
-            self.records.clear()
-        for table in self.addresses.values():
+        tables: list[dict[Any, Any]] = [self.records, self.tuples, *self.addresses.values()]
+        for table in tables:
             if len(table) > CACHE_LIMIT:
                 table.clear()
 
     def build(self, raw: bytes) -> SocketRecord:
         """The record for one ``inet_diag_msg`` (not memoized yet)."""
-        if not FAST_CONSTRUCTION:
+        if not FAST_CONSTRUCTION or raw[0] not in self.addresses:
             return _parse(memoryview(raw), 0)
-        family, state, timer, retrans, sport, dport, src, dst, expires, rqueue, wqueue, uid, inode = (
-            _MSG.unpack(raw)
-        )
-        table = self.addresses.get(family)
-        if table is None:
-            return _parse(memoryview(raw), 0)
+        family, state, timer, retrans, expires, rqueue, wqueue, uid, inode = _FIELDS.unpack(raw)
+        sockid = raw[4:52]
+        four_tuple = self.tuples.get(sockid)
+        if four_tuple is None:
+            four_tuple = self.tuples[sockid] = self._four_tuple(family, raw)
+        if timer == 0 and retrans == 0:
+            timing = _TIMER_OFF
+        else:
+            timing = _new(Timer)
+            kind = _TIMER_OF.get(timer, TimerKind.OFF)
+            _set(timing, "__dict__", {
+                "kind": kind, "remaining": expires / 1000.0 if kind is not TimerKind.OFF else 0.0,
+                "fired": retrans,
+            })
+        record = _new(SocketRecord)
+        _set(record, "__dict__", {
+            "state": _STATE_OF.get(state) or from_kernel(state), "four_tuple": four_tuple,
+            "inode": inode, "uid": uid, "timer": timing, "recv_q": rqueue, "send_q": wqueue,
+            "owners": (), "fd_only": False,
+        })
+        return record
+
+    def _four_tuple(self, family: int, raw: bytes) -> FourTuple:
+        _, _, _, _, sport, dport, src, dst = _SOCKID_RAW.unpack_from(raw)
+        table = self.addresses[family]
         local = table.get((src, sport))
         if local is None:
             local = table[(src, sport)] = _address(family, src, sport)
@@ -276,18 +302,7 @@ class _RecordCache:
             remote = table[(dst, dport)] = _address(family, dst, dport)
         four_tuple = _new(FourTuple)
         _set(four_tuple, "__dict__", {"local": local, "remote": remote})
-        kind = _TIMER_OF.get(timer, TimerKind.OFF)
-        if kind is TimerKind.OFF and retrans == 0:
-            timing = _TIMER_OFF
-        else:
-            timing = Timer(kind, expires / 1000.0 if kind is not TimerKind.OFF else 0.0, retrans)
-        record = _new(SocketRecord)
-        _set(record, "__dict__", {
-            "state": _STATE_OF.get(state) or from_kernel(state), "four_tuple": four_tuple,
-            "inode": inode, "uid": uid, "timer": timing, "recv_q": rqueue, "send_q": wqueue,
-            "owners": (), "fd_only": False,
-        })
-        return record
+        return four_tuple
 
 
 def _address(family: int, raw: bytes, swapped_port: int) -> Address:
