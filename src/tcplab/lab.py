@@ -55,11 +55,18 @@ def _set_buffers(sock: socket.socket, rcvbuf: int | None, sndbuf: int | None) ->
 class End:
     """One end of a connection (``client`` or ``server``), owned by a ``Lab``."""
 
-    def __init__(self, lab: Lab, label: str, sock: socket.socket) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        label: str,
+        sock: socket.socket,
+        trio_sock: trio.socket.SocketType | None = None,
+    ) -> None:
         self.lab = lab
         self.label = label
         self.sock = sock  # the stdlib socket (non-blocking), for setsockopt and raw sends
-        self.trio_sock = trio.socket.from_stdlib_socket(sock)
+        # ``trio_sock``: the caller's own trio wrapper of ``sock`` (adopted sockets), else a new one
+        self.trio_sock = trio_sock or trio.socket.from_stdlib_socket(sock)
         self.four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
         self.fd = sock.fileno()
         self.timeline = Timeline()
@@ -309,11 +316,63 @@ class Lab:
         conn.server.observe_all()  # the timeline starts at ESTABLISHED
         return conn
 
+    def adopt(self, sock: AdoptableSocket, *, label: str = "adopted") -> End:
+        """An ``End`` for a connected socket that someone else opened and keeps owning.
+
+        This is how a user's own sockets (a stdlib socket, a trio socket or a
+        ``trio.SocketStream``) get the lab's observation and expectations (``reaches``,
+        ``holds``, ``gone``...) without changing their life: the lab never closes an adopted
+        socket, and a blocking stdlib socket keeps its blocking mode and timeout (wrapping it
+        for trio would switch it to non-blocking, so the mode is restored). Use the ``End``
+        to observe; act on the socket through the caller's own code.
+        """
+        stdlib, trio_sock = _stdlib_socket_of(sock)
+        if trio_sock is None:
+            timeout = stdlib.gettimeout()
+            trio_sock = trio.socket.from_stdlib_socket(stdlib)
+            stdlib.settimeout(timeout)
+        try:
+            return End(self, label, stdlib, trio_sock)
+        except OSError as exc:
+            raise LabError(f"cannot adopt {label}: the socket is not connected ({exc})") from None
+
+    def adopt_connection(self, client: AdoptableSocket, server: AdoptableSocket) -> Connection:
+        """Adopt both ends of one connection (``adopt``): they share one timeline, so an
+        expectation's failure shows both ends, as for the lab's own connections."""
+        conn = Connection(self.adopt(client, label="client"), self.adopt(server, label="server"))
+        if conn.client.four_tuple.reversed() != conn.server.four_tuple:
+            raise LabError(
+                f"{conn.client.four_tuple} and {conn.server.four_tuple} are not one connection"
+            )
+        self.connections.append(conn)
+        return conn
+
     async def spawn(self, argv: Sequence[str]) -> trio.Process:
         """Start a child process that the lab kills when it exits; its stdout is a pipe."""
         proc = await trio.lowlevel.open_process(list(argv), stdout=-1, preexec_fn=die_with_parent)
         self._processes.append(proc)
         return proc
+
+
+#: What ``Lab.adopt`` accepts: a stdlib socket, a trio socket, or a trio stream over one.
+AdoptableSocket = socket.socket | trio.socket.SocketType | trio.SocketStream
+
+
+def _stdlib_socket_of(sock: AdoptableSocket) -> tuple[socket.socket, trio.socket.SocketType | None]:
+    """The stdlib socket behind ``sock``, and the caller's trio socket if it gave one.
+
+    trio keeps the stdlib socket it wraps in ``_sock`` and exposes no public accessor;
+    reading it (rather than dup(2)-ing the fd) matters: a duplicate fd would keep the
+    socket open after the caller closes theirs, and no FIN would ever be sent.
+    """
+    if isinstance(sock, trio.SocketStream):
+        sock = sock.socket
+    if isinstance(sock, socket.socket):
+        return sock, None
+    inner = getattr(sock, "_sock", None)
+    if not isinstance(inner, socket.socket):
+        raise LabError(f"cannot adopt {sock!r}: pass the stdlib socket it wraps")
+    return inner, sock
 
 
 def errno_name(number: int) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import trio
 
-from tcplab import __version__
+from tcplab import __version__, ledger
 from tcplab.kernel import sysctl
 from tcplab.kernel.process import die_with_parent
 from tcplab.scenario import Scenario, ScenarioResult
@@ -40,13 +40,15 @@ class RunReport:
     started: str
     results: list[ScenarioResult] = field(default_factory=list)
     wall_time: float = 0.0
+    #: The scenarios known when the run started: lets the ledger tell "not run" from "no scenario".
+    catalog: dict[str, Scenario] | None = None
 
     @property
     def ok(self) -> bool:
         return all(r.status != "failed" for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "tcplab": __version__,
             "run_id": self.run_id,
             "started": self.started,
@@ -61,6 +63,9 @@ class RunReport:
             "summary": summarize(self.results),
             "scenarios": [r.to_json() for r in self.results],
         }
+        # Built from the scenarios' results just above: every claim, measured or why not.
+        data["ledger"] = ledger.to_json(ledger.build(data, self.catalog))
+        return data
 
 
 def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:

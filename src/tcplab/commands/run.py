@@ -47,10 +47,12 @@ def _progress(done: int, total: int, result: ScenarioResult) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
-    scenarios = catalog.select(catalog.discover(args.scenarios), args.ids, include_slow=args.slow)
+    known = catalog.discover(args.scenarios)
+    scenarios = catalog.select(known, args.ids, include_slow=args.slow)
     if not scenarios:
         raise UsageError("no scenario selected")
-    report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                              catalog=known)
     directory = runner.results_dir(report, Path(args.results))
     started = time.monotonic()
     report.results = trio.run(

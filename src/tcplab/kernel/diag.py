@@ -18,9 +18,9 @@ import dataclasses
 import errno
 import socket
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord, Timer, TimerKind
 from tcplab.states import (
@@ -57,6 +57,10 @@ _RTATTR = struct.Struct("=HH")
 _BC_OP = struct.Struct("=BBH")
 
 _RECV_BUFFER = 1 << 20
+_INODE = struct.Struct("=I")
+_INODE_OFFSET = _MSG_HEAD.size + 48 + 16  # after expires, rqueue, wqueue, uid
+
+T = TypeVar("T")
 
 
 def _pack_sockid(local: Address | None, remote: Address | None, family: int) -> bytes:
@@ -157,15 +161,48 @@ class SockDiag:
             records.extend(self._request(body, dump=True))
         return records
 
+    def dump_state_inodes(
+        self,
+        *,
+        states: Iterable[TcpState] | None = None,
+        port: int | None = None,
+        families: Iterable[int] = (socket.AF_INET, socket.AF_INET6),
+    ) -> list[tuple[TcpState, int]]:
+        """Like ``dump`` (same in-kernel filters), but only each socket's state and inode.
+
+        For counting tens of thousands of sockets once a second (``tcplab watch``):
+        decoding two fields instead of building a whole record is several times cheaper.
+        Inode 0 means no process holds the socket (TIME_WAIT, orphans, request sockets).
+        """
+        mask = ALL_KERNEL_STATES_MASK if states is None else kernel_mask(states)
+        pairs: list[tuple[TcpState, int]] = []
+        for family in families:
+            body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask)
+            body += _pack_sockid(None, None, family)
+            if port is not None:
+                code = port_bytecode(port)
+                body += _RTATTR.pack(_RTATTR.size + len(code), INET_DIAG_REQ_BYTECODE) + code
+            pairs.extend(self._request_parsed(body, True, _parse_state_inode))
+        return pairs
+
     # -- wire ------------------------------------------------------------------
 
-    def _request(self, body: bytes, *, dump: bool) -> Iterator[SocketRecord]:
+    def _send(self, body: bytes, dump: bool) -> int:
         self._seq += 1
         self._cache.trim()
         flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, self._seq, 0)
         self._sock.send(header + body)
-        return self._replies(self._seq, dump)
+        return self._seq
+
+    def _request(self, body: bytes, *, dump: bool) -> Iterator[SocketRecord]:
+        return self._replies(self._send(body, dump), dump)
+
+    def _request_parsed(
+        self, body: bytes, dump: bool, parse: Callable[[memoryview, int], T]
+    ) -> Iterator[T]:
+        """Like ``_request``, each message read by ``parse`` instead of into a record."""
+        return self._replies_parsed(self._send(body, dump), dump, parse)
 
     def _replies(self, seq: int, dump: bool) -> Iterator[SocketRecord]:
         # The hot loop of a dump (20,000 sockets: 20,000 turns), written for speed: one copy
@@ -198,14 +235,44 @@ class SockDiag:
                     elif kind == NLMSG_DONE:
                         return iter(records)
                     elif kind == NLMSG_ERROR:
-                        (code,) = struct.unpack_from("=i", data, payload)
-                        if code == 0:
-                            return iter(records)
-                        raise OSError(-code, f"sock_diag: {errno.errorcode.get(-code, code)}")
+                        _raise_unless_ack(data, payload)
+                        return iter(records)
                 offset += (length + 3) & ~3
             if not dump and records:
                 return iter(records)
 
+    def _replies_parsed(
+        self, seq: int, dump: bool, parse: Callable[[memoryview, int], T]
+    ) -> Iterator[T]:
+        buffer = self._buffer
+        view = memoryview(buffer)
+        records: list[T] = []
+        while True:
+            size = self._sock.recv_into(buffer)
+            offset = 0
+            while offset + _NLMSGHDR.size <= size:
+                length, kind, _flags, msg_seq, _pid = _NLMSGHDR.unpack_from(buffer, offset)
+                if length < _NLMSGHDR.size:
+                    raise OSError(errno.EPROTO, "malformed netlink message from sock_diag")
+                payload = offset + _NLMSGHDR.size
+                if msg_seq == seq:
+                    if kind == NLMSG_DONE:
+                        return iter(records)
+                    if kind == NLMSG_ERROR:
+                        _raise_unless_ack(buffer, payload)
+                        return iter(records)
+                    if kind == SOCK_DIAG_BY_FAMILY:
+                        records.append(parse(view, payload))
+                offset += (length + 3) & ~3
+            if not dump and records:
+                return iter(records)
+
+
+def _raise_unless_ack(data: bytes | bytearray, payload: int) -> None:
+    """An NLMSG_ERROR with code 0 is an acknowledgement; any other code is the error."""
+    (code,) = struct.unpack_from("=i", data, payload)
+    if code != 0:
+        raise OSError(-code, f"sock_diag: {errno.errorcode.get(-code, code)}")
 
 _new = object.__new__
 _set = object.__setattr__
@@ -331,3 +398,18 @@ def _parse(buffer: memoryview, offset: int) -> SocketRecord:
         recv_q=rqueue,
         send_q=wqueue,
     )
+
+
+#: Kernel state number -> RFC state, as a tuple indexed by the number (the hot path of counting).
+_STATE_BY_NUMBER: tuple[TcpState | None, ...] = tuple(
+    KERNEL_STATE_NUMBERS.get(n) for n in range(max(KERNEL_STATE_NUMBERS) + 1)
+)
+
+
+def _parse_state_inode(buffer: memoryview, offset: int) -> tuple[TcpState, int]:
+    number = buffer[offset + 1]
+    state = _STATE_BY_NUMBER[number] if number < len(_STATE_BY_NUMBER) else None
+    if state is None:
+        state = from_kernel(number)  # raises: a state number this tcplab doesn't know
+    inode: int = _INODE.unpack_from(buffer, offset + _INODE_OFFSET)[0]
+    return state, inode

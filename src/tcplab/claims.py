@@ -1,0 +1,171 @@
+"""The forty claims of the five articles (``CLAIMS.md``), as data.
+
+Each claim is what a scenario judges: its id, the section of the ledger it belongs to, the
+seed files that make it, and a terse statement in our own words. A claim that no
+experiment on this machine can settle carries ``unreproducible``: the one-line reason it
+lands in the report's "not reproducible here" list instead of getting a verdict.
+
+Nothing here is a verdict. Verdicts come only from a results file, measured in that run
+(see ``tcplab.ledger``); which scenario judges which claim is read from each scenario's
+``claims`` tuple at run time, never written down here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Seed number -> file name in ``seeds/``.
+SEEDS: dict[str, str] = {
+    "000": "000_a5d694d67cf6e220.txt",
+    "001": "001_11b00f223669ae5d.txt",
+    "002": "002_69728491adbfa35c.txt",
+    "003": "003_2ae9aa4e218ab5be.txt",
+    "004": "004_f67ea08293e26e6c.txt",
+}
+
+STATES = "States and transitions"
+TIME_WAIT = "TIME_WAIT"
+CLOSE_WAIT = "CLOSE_WAIT and FIN_WAIT2"
+TUNING = "Kernel tuning"
+OBSERVATION = "Observation"
+
+#: Ledger sections in the order of ``CLAIMS.md``.
+SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One checkable statement of the articles."""
+
+    id: str
+    section: str
+    seed_ids: tuple[str, ...]
+    statement: str
+    #: Why no scenario on this machine can judge it; None if one can.
+    unreproducible: str | None = None
+
+    @property
+    def seeds(self) -> tuple[str, ...]:
+        """The seed files that make the claim (``000_a5d694d67cf6e220.txt``, ...)."""
+        return tuple(SEEDS[s] for s in self.seed_ids)
+
+
+def _c(id: str, section: str, seeds: str, statement: str,
+       unreproducible: str | None = None) -> Claim:
+    return Claim(id, section, tuple(seeds.split()), statement, unreproducible)
+
+
+CLAIMS: tuple[Claim, ...] = (
+    _c("C01", STATES, "000 001 002 003",
+       "There are eleven TCP states, and every one of them can be produced and seen."),
+    _c("C02", STATES, "000 002 003",
+       "A graceful close is four segments: the first closer passes FIN_WAIT1, FIN_WAIT2, "
+       "TIME_WAIT; its peer CLOSE_WAIT then LAST_ACK."),
+    _c("C03", STATES, "000 003",
+       "The passive side's kernel acknowledges the FIN on its own; the application reads EOF and "
+       "has to close() to send its FIN."),
+    _c("C04", STATES, "002 003",
+       "Opening takes three segments (SYN+ACK ride together), closing four (ACK and FIN usually "
+       "travel separately)."),
+    _c("C05", STATES, "002 003",
+       "FIN_WAIT1 receiving FIN and ACK in one segment jumps to TIME_WAIT without FIN_WAIT2."),
+    _c("C06", STATES, "002 003",
+       "Simultaneous close: both ends see the other's FIN before their own is acknowledged, "
+       "and pass through CLOSING."),
+    _c("C07", STATES, "002 003",
+       "SYN_RECV is brief; it lingers only when the client never sends the handshake's last ACK."),
+    _c("C08", STATES, "002 003", "FIN_WAIT1 is seldom observed; FIN_WAIT2 is observed more often."),
+    _c("C09", STATES, "002 003",
+       "In FIN_WAIT2 the connection is half closed: the peer that has not closed can still send, "
+       "and its data is delivered."),
+    _c("C10", TIME_WAIT, "000 001 002 004", "TIME_WAIT is held only by the end that closes first."),
+    _c("C11", TIME_WAIT, "000 002 004",
+       "TIME_WAIT lasts 2 MSL; the figures quoted range from 60 s to 240 s (1 to 4 minutes)."),
+    _c("C12", TIME_WAIT, "000 002 003",
+       "TIME_WAIT exists to resend a lost final ACK; a closed end would answer the peer's "
+       "retransmitted FIN with a reset."),
+    _c("C13", TIME_WAIT, "000 002",
+       "TIME_WAIT stops stray segments of an old connection from being accepted by a new one on "
+       "the same four-tuple."),
+    _c("C14", TIME_WAIT, "004",
+       "Servers should let clients close first, so TIME_WAIT piles up on the clients."),
+    _c("C15", TIME_WAIT, "000", "A few thousand TIME_WAIT sockets cost measurable CPU."),
+    _c("C16", TIME_WAIT, "004 002",
+       "Too many TIME_WAIT or CLOSE_WAIT sockets can stop a host from opening or accepting "
+       "connections."),
+    _c("C17", TIME_WAIT, "001",
+       "One request per connection accumulates TIME_WAIT; persistent (keep-alive) connections "
+       "avoid it."),
+    _c("C18", CLOSE_WAIT, "000 003 004",
+       "CLOSE_WAIT sits on the passively closed side and stays until the application calls "
+       "close(): an application bug."),
+    _c("C19", CLOSE_WAIT, "003",
+       "The typical leak: code returns on EOF or on an error without closing the socket."),
+    _c("C20", CLOSE_WAIT, "003",
+       "The leak shows as a pair: FIN_WAIT2 on one end, CLOSE_WAIT on the other."),
+    _c("C21", CLOSE_WAIT, "000",
+       "An HTTP client that never closes response bodies leaves CLOSE_WAIT behind and, with a "
+       "pool, runs out of connections."),
+    _c("C22", CLOSE_WAIT, "003",
+       "CLOSE_WAIT lasts two hours or more; a hostile peer can pile them up until the server "
+       "is exhausted."),
+    _c("C23", CLOSE_WAIT, "000 003",
+       "Keepalive lets the kernel clean up CLOSE_WAIT; shorter keepalive settings clean up "
+       "sooner."),
+    _c("C24", CLOSE_WAIT, "003",
+       "lsof names the process holding CLOSE_WAIT sockets; killing it frees them all."),
+    _c("C25", CLOSE_WAIT, "003",
+       "Without the peer's FIN, FIN_WAIT2 never times out and can accumulate until the system "
+       "fails."),
+    _c("C26", CLOSE_WAIT, "002",
+       "tcp_fin_timeout bounds how long a socket we closed stays in FIN_WAIT2."),
+    _c("C27", CLOSE_WAIT, "000",
+       "tcp_fin_timeout sets the TIME_WAIT duration (at odds with C26)."),
+    _c("C28", TUNING, "000 002",
+       "tcp_tw_reuse=1 lets new connections reuse TIME_WAIT sockets; the default is 0."),
+    _c("C29", TUNING, "000 002",
+       "tcp_tw_recycle=1 enables fast recycling of TIME_WAIT sockets; the default is 0."),
+    _c("C30", TUNING, "002",
+       "tcp_max_tw_buckets caps TIME_WAIT sockets; beyond it they are destroyed with a warning; "
+       "default 180000."),
+    _c("C31", TUNING, "002",
+       "ip_local_port_range defaults to 32768-61000; widening it to 1024-65000 permits more "
+       "outgoing connections."),
+    _c("C32", TUNING, "000 002",
+       "tcp_syncookies=1 answers SYN-queue overflow with cookies against small floods; "
+       "default 0."),
+    _c("C33", TUNING, "002",
+       "tcp_max_syn_backlog (default 1024, suggested 8192) is how many half-open connections "
+       "may wait."),
+    _c("C34", TUNING, "001 002 003",
+       "Keepalive defaults: 7200 s idle, 75 s between probes, 9 probes, so a dead peer is "
+       "dropped ~11 minutes after probing begins."),
+    _c("C35", TUNING, "000",
+       "Smaller keepalive settings (e.g. 30 s, 2 probes, 2 s apart) make dead connections go "
+       "away sooner."),
+    _c("C36", TUNING, "004",
+       "SO_LINGER with timeout 0 skips TIME_WAIT but resets the connection and may lose unsent "
+       "data, so it is discouraged."),
+    _c("C37", TUNING, "000",
+       "Windows registry keys TcpTimedWaitDelay, KeepAliveTime, KeepAliveInterval, "
+       "TcpMaxDataRetransmissions.",
+       unreproducible="Windows registry keys: a Windows TCP stack setting, not a Linux kernel "
+       "behaviour; this lab runs on Linux only"),
+    _c("C38", TUNING, "001",
+       "Defaults of an F5 load balancer, Apache 2.0 keep-alive and Java 1.6 HTTP keep-alive.",
+       unreproducible="defaults of F5, Apache 2.0 and Java 1.6: products that are not on this "
+       "machine, so their defaults cannot be measured here"),
+    _c("C39", TUNING, "001",
+       "A server that drops idle keep-alive connections at its timeout closes first, so it "
+       "holds the TIME_WAIT."),
+    _c("C40", OBSERVATION, "002 003",
+       "netstat -n with awk counts connections per state; netstat -a / lsof -i show each "
+       "socket's state and owner."),
+)
+
+BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
+
+
+def get(claim_id: str) -> Claim:
+    """The claim ``claim_id`` (``KeyError`` if there is none: claims are C01..C40)."""
+    return BY_ID[claim_id]

@@ -1,0 +1,94 @@
+"""``tcplab claims``: the ledger of the forty claims for one results file.
+
+With no RESULTS.json it reads the newest ``results/*/results.json``. With no results file at
+all it still prints the ledger — every claim "not run", "no scenario yet" or "not
+reproducible here" — so the coverage can be read before anything ran, then says on stderr
+that nothing was measured and exits 3 (``EXIT_UNAVAILABLE``): a script asking for verdicts
+did not get any.
+
+The ledger is rebuilt from the run's scenario results and the current scenarios and
+claims, so a claim or scenario added since the run shows up; the verdicts themselves are
+only ever those measured in that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tcplab import catalog, ledger, table
+from tcplab.errors import EXIT_OK, EXIT_UNAVAILABLE, UsageError
+from tcplab.scenario import Scenario
+
+NAME = "claims"
+HELP = "the claims ledger: each claim's verdict in a run (newest results/*/results.json by default)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results_file", nargs="?", metavar="RESULTS.json",
+                        help="a results file of `tcplab run` (default: the newest under --results)")
+    parser.add_argument("--results", default="results", metavar="DIR",
+                        help="where to look for the newest run (default: %(default)s)")
+    parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
+    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+
+def newest(base: Path) -> Path | None:
+    """The most recently written ``<base>/*/results.json``, or None."""
+    found = [p for p in base.glob("*/results.json") if p.is_file()]
+    return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A results file, or a usage error saying plainly what is wrong with it."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable results file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
+        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
+    return data
+
+
+def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
+    """The scenario catalog; outside a checkout with none bundled, an empty one (the results
+    file alone still says what ran), unless ``--scenarios`` named a directory."""
+    try:
+        return catalog.discover(explicit)
+    except UsageError:
+        if explicit:
+            raise
+        return {}
+
+
+def execute(args: argparse.Namespace) -> int:
+    path = Path(args.results_file) if args.results_file else newest(Path(args.results))
+    results = load(path) if path is not None else None
+    rows = ledger.build(results, known_scenarios(args.scenarios))
+    if args.json:
+        print(json.dumps({"results": str(path) if path else None,
+                          "run_id": results.get("run_id") if results else None,
+                          "tally": ledger.tally(rows), "ledger": ledger.to_json(rows)}, indent=1))
+    else:
+        print(render(rows))
+        where = f"{path}" if path else "no results file"
+        counts = ", ".join(f"{n} {k}" for k, n in ledger.tally(rows).items())
+        print(f"\n{len(rows)} claims ({counts}); from {where}")
+    if results is None:
+        print(f"tcplab: no results under {args.results}/: nothing measured yet, "
+              "run `tcplab run` first", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    return EXIT_OK
+
+
+def render(rows: list[ledger.Row]) -> str:
+    """The ledger as a terminal table: claim, verdict (or status), scenarios, evidence."""
+    lines = [(r.claim.id, r.verdict or r.status, ", ".join(r.scenarios) or "-", r.evidence)
+             for r in rows]
+    return table.render(("claim", "verdict", "scenarios", "evidence"), lines)

@@ -1,0 +1,50 @@
+"""``tcplab.isolated``: probes run in a child process inside a fresh network namespace."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tcplab.expect import ExpectationFailed
+from tcplab.isolated import ProbeCrashed, fresh_sysctls, run_isolated
+from tcplab.kernel import sysctl
+from tcplab.lab import Lab
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="network namespaces need root"),
+]
+
+
+async def probe_where(lab: Lab, name: str) -> dict[str, str | None]:
+    """Probe: the namespace it runs in, and one sysctl there."""
+    return {"netns": os.readlink("/proc/self/ns/net"), "value": sysctl.read(name)}
+
+
+async def probe_fails(lab: Lab) -> None:
+    raise ExpectationFailed("the kernel said no")
+
+
+async def probe_crashes(lab: Lab) -> None:
+    raise KeyError("oops")
+
+
+async def test_probe_runs_in_its_own_namespace_with_its_sysctls() -> None:
+    answer = await run_isolated(__file__, "probe_where", sysctls={"net.ipv4.tcp_fin_timeout": 7},
+                                name="net.ipv4.tcp_fin_timeout")
+    assert answer["value"] == "7"
+    assert answer["netns"] != os.readlink("/proc/self/ns/net")
+
+
+async def test_fresh_sysctls_reads_a_new_namespace() -> None:
+    values = await fresh_sysctls(["net.ipv4.tcp_fin_timeout", "net.ipv4.no_such_thing"])
+    assert values["net.ipv4.tcp_fin_timeout"] is not None
+    assert values["net.ipv4.no_such_thing"] is None
+
+
+async def test_expectation_failures_come_back_as_such() -> None:
+    with pytest.raises(ExpectationFailed, match="the kernel said no"):
+        await run_isolated(__file__, "probe_fails")
+    with pytest.raises(ProbeCrashed, match="KeyError"):
+        await run_isolated(__file__, "probe_crashes")
