@@ -46,10 +46,25 @@ def open_fds() -> dict[str, str]:
     return fds
 
 
-def held_records(port: int) -> list[SocketRecord]:
-    """Sockets with ``port`` at either end that some process still holds (inode != 0)."""
+def held_records(tuples: set[tuple[str, str]]) -> list[SocketRecord]:
+    """Sockets with these four-tuples (``str`` of local and remote address) that a process
+    still holds (inode != 0: TIME_WAIT and orphans have none).
+
+    Exact four-tuples, not ports: the host's other sockets (other tests, other users) may
+    reuse a port number the moment a lab lets it go.
+    """
+    ports = {int(local.rsplit(":", 1)[1]) for local, _ in tuples}
     with SockDiag() as diag:
-        return [r for r in diag.dump(port=port) if r.inode != 0]
+        found = {r.four_tuple: r for port in ports for r in diag.dump(port=port)
+                 if (str(r.four_tuple.local), str(r.four_tuple.remote)) in tuples and r.inode != 0}
+    return list(found.values())
+
+
+def lab_tuples(lab: Lab) -> set[tuple[str, str]]:
+    """Every four-tuple a lab's listeners and connections had."""
+    found = {(str(c.four_tuple.local), str(c.four_tuple.remote))
+             for c in (e for conn in lab.connections for e in conn.ends)}
+    return found
 
 
 def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
@@ -106,22 +121,22 @@ async def test_a_lab_that_goes_wrong_leaves_no_fd_socket_or_child(
     before = open_fds()
     inodes: set[str] = set()
     pids: list[int] = []
-    port = 0
+    tuples: set[tuple[str, str]] = set()
 
     async def scenario(outer: trio.CancelScope) -> None:
-        nonlocal port
         async with Lab() as lab:
             listener = await lab.listen()
-            port = listener.address.port
+            tuples.add((str(listener.address), str(listener.four_tuple.remote)))
             leaked = await lab.connect(listener)
             leaked.client.leak()
             leaked.server.leak()
             await (await lab.connect(listener)).client.send_eof()
             await reaches(lab.connections[-1].server, S.CLOSE_WAIT)
             pids.append((await lab.spawn(STUBBORN_CHILD)).pid)
+            tuples.update(lab_tuples(lab))
             inodes.update(v for v in open_fds().values() if v.startswith("socket:"))
             inodes.difference_update(before.values())  # trio's own wakeup sockets
-            assert len(held_records(port)) == 5  # the listener and two pairs, held by us
+            assert len(held_records(tuples)) == 5  # the listener and two pairs, held by us
             await ending(lab, outer)
 
     with trio.CancelScope() as outer:
@@ -135,7 +150,7 @@ async def test_a_lab_that_goes_wrong_leaves_no_fd_socket_or_child(
     after = open_fds()
     assert after == before, f"fds left open: {set(after.items()) - set(before.items())}"
     assert inodes and not inodes & set(after.values())
-    assert held_records(port) == []
+    assert held_records(tuples) == []
     assert wait_gone(pids) == []
     assert psutil.Process().children() == []
 
@@ -143,8 +158,10 @@ async def test_a_lab_that_goes_wrong_leaves_no_fd_socket_or_child(
 # -- through the runner: a failing scenario file, and Ctrl-C ----------------------------------
 
 LEAKY = '''
-"""Leaks sockets and a child on purpose, writes its port and the child's pid, then {how}."""
+"""Leaks sockets and a child on purpose, writes its four-tuples and the child's pid, then
+{how}."""
 
+import json
 from pathlib import Path
 
 from tcplab import Lab, Scenario, TcpState, Verdicts
@@ -164,7 +181,10 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     half = await lab.connect(listener)
     await half.client.send_eof()
     child = await lab.spawn({child!r})
-    (HERE / "port").write_text(str(listener.address.port))
+    ends = [e for c in lab.connections for e in c.ends]
+    tuples = [[str(listener.address), str(listener.four_tuple.remote)]]
+    tuples += [[str(e.four_tuple.local), str(e.four_tuple.remote)] for e in ends]
+    (HERE / "tuples.json").write_text(json.dumps(tuples))
     (HERE / "child").write_text(str(child.pid))
     await holds(half.server, TcpState.{hold}, for_={hold_for})
 
@@ -181,6 +201,10 @@ def write_scenario(directory: Path, *, id: str, how: str, hold: str, hold_for: f
     path.write_text(textwrap.dedent(LEAKY).format(id=id, how=how, hold=hold, hold_for=hold_for,
                                                  timeout=timeout, child=STUBBORN_CHILD))
     return path
+
+
+def read_tuples(directory: Path) -> set[tuple[str, str]]:
+    return {(local, remote) for local, remote in json.loads((directory / "tuples.json").read_text())}
 
 
 def tcplab_env() -> dict[str, str]:
@@ -207,11 +231,11 @@ def test_a_failing_scenario_file_exits_1_with_results_and_leaves_nothing(tmp_pat
     assert "expected ESTABLISHED to hold" in run["reason"]
     assert run["timelines"] and data["summary"][0]["failed"] == 1
 
-    port = int((scenarios / "port").read_text())
-    timeline_ports = {int(e["socket"]["local"].rsplit(":", 1)[1])
-                      for t in run["timelines"] for e in t if e["socket"]}
-    assert port in timeline_ports
-    assert held_records(port) == []  # TIME_WAIT and orphans only: no process holds one
+    tuples = read_tuples(scenarios)
+    timeline_tuples = {(e["socket"]["local"], e["socket"]["remote"])
+                       for t in run["timelines"] for e in t if e["socket"]}
+    assert timeline_tuples and timeline_tuples <= tuples
+    assert held_records(tuples) == []  # TIME_WAIT and orphans only: no process holds one
     assert wait_gone([int((scenarios / "child").read_text())]) == []
 
 
@@ -238,8 +262,8 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: 
             time.sleep(0.05)
         time.sleep(0.3)  # let it settle into holds()
         family = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
-        port = int((scenarios / "port").read_text())
-        assert len(held_records(port)) == 9
+        tuples = read_tuples(scenarios)
+        assert len(held_records(tuples)) == 9  # a listener and four pairs
         if group:
             os.killpg(runner.pid, signal.SIGINT)
         else:
@@ -254,4 +278,4 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: 
     assert stderr.strip().splitlines() == ["tcplab: interrupted"], stderr
     assert int((scenarios / "child").read_text()) in family
     assert wait_gone(family) == []
-    assert held_records(port) == []
+    assert held_records(tuples) == []
