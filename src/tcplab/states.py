@@ -149,14 +149,20 @@ def next_states(state: TcpState) -> frozenset[TcpState]:
 
 @cache
 def reachable(source: TcpState, target: TcpState) -> bool:
-    """True if ``target`` can follow ``source`` through one or more arrows."""
+    """True if ``target`` can follow ``source`` through one or more arrows.
+
+    The walk does not go on through CLOSED: a socket that reached CLOSED is finished, and
+    the arrows out of CLOSED (listen, connect) start a new socket's life. Walking through it
+    would make every state reachable from every other one, so that no series of snapshots
+    could ever be illegal. CLOSED as the ``source`` itself does lead on (a fresh socket).
+    """
     seen: set[TcpState] = set()
     frontier = [source]
     while frontier:
         for nxt in next_states(frontier.pop()):
             if nxt is target:
                 return True
-            if nxt not in seen:
+            if nxt not in seen and nxt is not TcpState.CLOSED:
                 seen.add(nxt)
                 frontier.append(nxt)
     return False

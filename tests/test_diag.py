@@ -1,0 +1,154 @@
+"""The sock_diag client against the kernel: in-kernel port filter, exact lookups, parsing."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import pytest
+
+from tcplab import Lab, TcpState, TimerKind
+from tcplab.expect import gone, reaches
+from tcplab.kernel import diag
+from tcplab.kernel.diag import SockDiag, port_bytecode
+from tcplab.kernel.model import Address, FourTuple, SocketRecord
+
+FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"), pytest.param(socket.AF_INET6, id="ipv6")]
+
+
+def tuples(records: list[SocketRecord]) -> set[FourTuple]:
+    return {r.four_tuple for r in records}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_port_filter_returns_exactly_the_sockets_with_that_port(family: int) -> None:
+    """The bytecode passes the kernel's audit (else EINVAL) and matches either end's port:
+    the listener and its accepted ends by local port, the clients by remote port."""
+    async with Lab(family=family) as lab:
+        listener = await lab.listen()
+        other = await lab.listen()
+        mine = [await lab.connect(listener) for _ in range(3)]
+        theirs = [await lab.connect(other) for _ in range(2)]
+        await mine[0].client.close()  # one in FIN_WAIT2 / CLOSE_WAIT: any state matches
+        await reaches(mine[0].server, TcpState.CLOSE_WAIT)
+
+        expected = {listener.four_tuple} | {e.four_tuple for c in mine for e in c.ends}
+        ours = expected | {other.four_tuple} | {e.four_tuple for c in theirs for e in c.ends}
+        port = listener.address.port
+        with SockDiag() as d:
+            filtered = d.dump(port=port)
+            everything = d.dump()
+            only_v4 = d.dump(port=port, families=(socket.AF_INET,))
+            closing = d.dump(port=port, states=[TcpState.CLOSE_WAIT])
+    # The host's other sockets may share the port number (another family, or a TIME_WAIT
+    # whose peer port it was): exactness is judged on this lab's sockets.
+    assert tuples(filtered) & ours == expected
+    assert len([r for r in filtered if r.four_tuple in ours]) == len(expected)  # each once
+    assert all(port in (r.four_tuple.local.port, r.four_tuple.remote.port) for r in filtered)
+    # The kernel skipped none of ours that a dump of everything shows.
+    assert {r.four_tuple for r in everything if port in (r.four_tuple.local.port,
+                                                         r.four_tuple.remote.port)} & ours == expected
+    assert tuples(only_v4) & ours == (expected if family == socket.AF_INET else set())
+    assert all(r.family == socket.AF_INET for r in only_v4)
+    assert tuples(closing) & ours == {mine[0].server.four_tuple}
+    assert all(r.state is TcpState.CLOSE_WAIT for r in closing)
+
+
+def test_port_bytecode_layout() -> None:
+    """Five 4-byte ops: S_EQ, port, JMP to the end, D_EQ, port (the way ``ss`` writes an OR)."""
+    code = port_bytecode(0xABCD)
+    assert len(code) == 20
+    ops = [code[i : i + 4] for i in range(0, 20, 4)]
+    assert ops[0][0] == diag.INET_DIAG_BC_S_EQ and ops[3][0] == diag.INET_DIAG_BC_D_EQ
+    assert ops[2][0] == diag.INET_DIAG_BC_JMP
+    assert int.from_bytes(ops[1][2:], "little") == int.from_bytes(ops[4][2:], "little") == 0xABCD
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_lookup_of_a_closed_four_tuple_is_none_though_a_listener_shares_its_port(
+    family: int,
+) -> None:
+    """The kernel's exact lookup falls back to a listener on the local port; ``lookup`` must
+    not return that listener as if it were the connection."""
+    async with Lab(family=family) as lab:
+        listener = await lab.listen()
+        conn = await lab.connect(listener)
+        server = conn.server
+        assert server.four_tuple.local == listener.address
+        await conn.client.abort()  # RST: the server end is dropped from the tables
+        await gone(conn.client)
+        await server.close()
+        await gone(server)
+        with SockDiag() as d:
+            assert d.lookup(server.four_tuple) is None
+            assert d.lookup(conn.client.four_tuple) is None
+            never = FourTuple(listener.address, Address(listener.address.host, 9))
+            assert d.lookup(never) is None
+            found = d.lookup(listener.four_tuple)
+        assert found is not None and found.state is TcpState.LISTEN
+        assert found.four_tuple == listener.four_tuple
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``_RecordCache.build`` skips the dataclasses' ``__init__``: for the same kernel bytes it
+    must give records equal to the reference parser's, on every kind of socket."""
+    assert diag.FAST_CONSTRUCTION
+    async with Lab(family=family) as lab:
+        listener = await lab.listen()
+        established = await lab.connect(listener)
+        await established.client.send(b"x" * 100)  # Recv-Q 100 at the server
+        await reaches(established.server, TcpState.ESTABLISHED)
+        closing = await lab.connect(listener)
+        await closing.client.close()
+        await reaches(closing.server, TcpState.CLOSE_WAIT)
+        await closing.server.close()
+        await reaches(closing.client, TcpState.TIME_WAIT)
+
+        raws: list[bytes] = []
+        with SockDiag() as d:
+            build = d._cache.build
+
+            def spy(raw: bytes) -> SocketRecord:
+                raws.append(raw)
+                return build(raw)
+
+            monkeypatch.setattr(d._cache, "build", spy)
+            records = d.dump(port=listener.address.port)
+            again = d.dump(port=listener.address.port)
+        assert {r.state for r in records} >= {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT}
+        # The second dump rebuilt TIME_WAIT (its timer runs) but not the listener.
+        assert len(records) < len(raws) < 2 * len(records)
+        for raw in raws:
+            fast, plain = diag._RecordCache().build(raw), diag._parse(memoryview(raw), 0)
+            assert fast == plain and hash(fast.four_tuple) == hash(plain.four_tuple)
+            assert fast.to_json() == plain.to_json() and fast.describe() == plain.describe()
+            assert dataclasses.replace(fast) == fast
+        by_tuple = {r.four_tuple: r for r in records}
+        assert by_tuple[established.server.four_tuple].recv_q == 100
+        tw = by_tuple[closing.client.four_tuple]
+        assert tw.timer.kind is TimerKind.TIMEWAIT and 50 < tw.timer.remaining <= 60
+        again_by_tuple = {r.four_tuple: r for r in again}
+        assert again_by_tuple[listener.four_tuple] is by_tuple[listener.four_tuple]
+        assert again_by_tuple[tw.four_tuple] is not tw
+
+
+def test_record_cache_starts_afresh_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(diag, "CACHE_LIMIT", 2)
+    cache = diag._RecordCache()
+    cache.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
+    cache.addresses[socket.AF_INET].update({(b"", i): Address("127.0.0.1", i) for i in range(2)})
+    cache.trim()
+    assert not cache.records and len(cache.addresses[socket.AF_INET]) == 2
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_lookup_and_dump_agree(family: int) -> None:
+    async with Lab(family=family) as lab:
+        conn = await lab.connect()
+        with SockDiag() as d:
+            for end in conn.ends:
+                record = d.lookup(end.four_tuple)
+                assert record is not None and record.four_tuple == end.four_tuple
+                assert record.family == family
+                assert record in d.dump(port=end.four_tuple.local.port)
