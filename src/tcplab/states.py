@@ -80,6 +80,11 @@ for _number, _state in sorted(KERNEL_STATE_NUMBERS.items()):
 #: A sock_diag state mask with every state, request sockets included.
 ALL_KERNEL_STATES_MASK = sum(1 << n for n in KERNEL_STATE_NUMBERS)
 
+#: The mask for "every socket" in a dump: all but TCP_BOUND_INACTIVE (13), a bound socket
+#: that never listened nor connected — no connection at all. Asking for it makes the kernel
+#: walk the bind hash as well (one more table walk per family), and ``ss`` leaves it out too.
+CONNECTION_STATES_MASK = ALL_KERNEL_STATES_MASK & ~(1 << 13)
+
 
 def from_kernel(number: int) -> TcpState:
     """Map the kernel's state number to the RFC state; an unknown number is a kernel we don't know."""

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from tcplab.kernel.model import Address, FourTuple, SocketRecord, Timer, TimerKind
 from tcplab.states import (
     ALL_KERNEL_STATES_MASK,
+    CONNECTION_STATES_MASK,
     KERNEL_STATE_NUMBERS,
     TcpState,
     from_kernel,
@@ -150,8 +151,12 @@ class SockDiag:
         port: int | None = None,
         families: Iterable[int] = (socket.AF_INET, socket.AF_INET6),
     ) -> list[SocketRecord]:
-        """Every TCP socket in these states (all if None) with ``port`` at either end (any if None)."""
-        mask = ALL_KERNEL_STATES_MASK if states is None else kernel_mask(states)
+        """Every TCP socket in these states with ``port`` at either end (any if None).
+
+        ``states=None`` means every connection state, as ``ss -ta`` shows them: bound sockets
+        that never listened or connected (kernel state BOUND_INACTIVE) are left out.
+        """
+        mask = CONNECTION_STATES_MASK if states is None else kernel_mask(states)
         records: list[SocketRecord] = []
         for family in families:
             body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask) + _pack_sockid(None, None, family)
@@ -174,7 +179,7 @@ class SockDiag:
         decoding two fields instead of building a whole record is several times cheaper.
         Inode 0 means no process holds the socket (TIME_WAIT, orphans, request sockets).
         """
-        mask = ALL_KERNEL_STATES_MASK if states is None else kernel_mask(states)
+        mask = CONNECTION_STATES_MASK if states is None else kernel_mask(states)
         pairs: list[tuple[TcpState, int]] = []
         for family in families:
             body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask)
