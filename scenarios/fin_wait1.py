@@ -55,7 +55,7 @@ async def held(lab: Lab, *, orphan: bool) -> tuple[Connection, SocketRecord, int
         await client.close()
     else:
         await client.send_eof()
-    record = await holds(client, S.FIN_WAIT1, for_=HOLD)
+    record = await holds(client, S.FIN_WAIT1, for_=HOLD, mark=True)
     if record.send_q == 0:
         raise ExpectationFailed(f"expected unacknowledged data behind the FIN: {record.describe()}")
     if orphan and record.inode != 0:
@@ -66,7 +66,7 @@ async def held(lab: Lab, *, orphan: bool) -> tuple[Connection, SocketRecord, int
     if len(data) != queued:
         raise ExpectationFailed(f"queued {queued} bytes, the server read {len(data)}")
     await reaches(client, S.FIN_WAIT2)
-    await holds(server, S.CLOSE_WAIT, for_=HOLD)  # and the client stays FIN_WAIT2 meanwhile
+    await holds(server, S.CLOSE_WAIT, for_=HOLD, mark=True)  # and the client stays FIN_WAIT2 meanwhile
     fw2 = client.observe()
     if fw2 is None or fw2.state is not S.FIN_WAIT2:
         raise ExpectationFailed(f"expected the client in FIN_WAIT2 while the server is CLOSE_WAIT: {fw2}")

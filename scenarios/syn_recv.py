@@ -51,7 +51,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     conn = lab.track(client, server)
     await client.connected()  # the client got the SYN-ACK and sent its ACK: ESTABLISHED
     await reaches(client, S.ESTABLISHED)
-    request = await holds(server, S.SYN_RECV, for_=HOLD)  # observes the client as well
+    request = await holds(server, S.SYN_RECV, for_=HOLD, mark=True)  # observes the client as well
     client_now = client.observe()
     if client_now is None or client_now.state is not S.ESTABLISHED:
         raise ExpectationFailed(f"the client left ESTABLISHED while the server was SYN_RECV: {client_now}")

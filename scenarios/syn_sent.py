@@ -44,9 +44,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         raise ExpectationFailed(f"expected one connection in the accept queue; kernel: {full.describe()}")
 
     # Held until the SYN was retransmitted at least once (Linux's first SYN timeout is 1 s).
-    held = await holds(client, S.SYN_SENT, for_=1.0)
+    held = await holds(client, S.SYN_SENT, for_=1.0, mark=True)
     while held.timer.fired < 1:
-        held = await holds(client, S.SYN_SENT, for_=0.05)
+        held = await holds(client, S.SYN_SENT, for_=0.05, mark=True)
     if held.timer.kind is not TimerKind.RETRANSMIT:
         raise ExpectationFailed(f"expected the SYN retransmission timer; kernel: {held.describe()}")
     drops = {k: v for k, v in counter_delta(before, netstat_counters()).items() if k in DROPS}

@@ -169,19 +169,22 @@ class End:
 
     # -- observation -------------------------------------------------------------
 
-    def observe(self, *, owners: bool = False) -> SocketRecord | None:
+    def observe(
+        self, *, owners: bool = False, source: str = "snapshot", force: bool = False
+    ) -> SocketRecord | None:
         """What the kernel holds for this end now, recorded in the timeline.
 
         Looked up by exact four-tuple, so TIME_WAIT (which has no fd) is found too. If the
         tables have nothing but our fd is still open, the kernel dropped the socket (a reset):
-        that is reported as a CLOSED, fd-only record, not as nothing.
+        that is reported as a CLOSED, fd-only record, not as nothing. ``source`` and
+        ``force`` go to ``Timeline.add``.
         """
         record = self.lab.observer.lookup(self.four_tuple)
         if record is None and not self.closed and not self.borrowed:
             record = fd_only_record(self.sock, self.four_tuple)
         elif record is not None and owners:
             record = with_owners([record], [os.getpid()])[0]
-        self.timeline.add(self.lab.clock(), self.label, record)
+        self.timeline.add(self.lab.clock(), self.label, record, source, force=force)
         return record
 
     def observe_all(self) -> SocketRecord | None:

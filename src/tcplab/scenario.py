@@ -99,6 +99,11 @@ class Scenario:
         self._body = fn
         return fn
 
+    async def run_body(self, lab: Lab, verdicts: Verdicts) -> None:
+        """Drive ``lab`` with this scenario's body (a scenario may compose others' bodies)."""
+        assert self._body is not None, f"{self.id} has no @scenario.body"
+        await self._body(lab, verdicts)
+
     @property
     def needs_netns(self) -> bool:
         return self.private_netns or bool(self.sysctls)
