@@ -43,6 +43,7 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
     ),
     S.FIN_WAIT2: (
         Holder("fin-wait1", "FIN acknowledged; the peer's application has not closed"),
+        Holder("close-wait-leak", "the peer's handler never calls close()"),
         Holder("half-close", "shutdown(SHUT_WR); the peer keeps sending"),
         Holder("graceful-close", "FIN acknowledged; the server has not closed"),
     ),
@@ -60,9 +61,11 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
     S.TIME_WAIT: (
         Holder("closing", "the 60 s TIME_WAIT timer, both ends after a simultaneous close"),
         Holder("graceful-close", "the 60 s TIME_WAIT timer, active closer"),
+        Holder("server-closes-first", "the 60 s TIME_WAIT timer, on the server"),
     ),
     S.CLOSED: (
         Holder("closed", "a bound socket that never listened; a reset socket's open fd"),
+        Holder("linger-abort", "a reset socket's open fd"),
     ),
 }
 

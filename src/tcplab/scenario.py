@@ -206,7 +206,7 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
         base.reason = reason
         return base
     namespace = None
-    if scenario.needs_netns or (scenario.netns_if_root and os.geteuid() == 0):
+    if scenario.needs_netns or (scenario.netns_if_root and REQUIREMENTS["root"][0]()):
         try:
             namespace = netns.enter_private_netns(scenario.sysctls)
         except Unavailable as exc:
