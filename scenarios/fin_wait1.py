@@ -90,7 +90,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     _, still_open, queued_open = await held(lab, orphan=False)
     _, orphaned, queued_orphan = await held(lab, orphan=True)
 
-    brief = unheld_s < HOLD / 4
+    brief = unheld_s < HOLD / 2  # a generous bound: the process may be descheduled
     verdicts.record(
         "C08", Verdict.PARTLY if brief else Verdict.REFUTED,
         f"closing an idle connection, FIN_WAIT1 lasted at most {unheld_s * 1000:.1f} ms "
