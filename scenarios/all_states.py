@@ -23,7 +23,10 @@ scenario = Scenario(
     claims=("C01",),
     timeout=60.0,
 )
-HOLD = 0.99  # each holder holds its state 1 s by the trio clock; the timeline's clock may round
+#: Each holder asserts its state for 1 s; the kernel's first report of it can come a little
+#: after the hold began when the process is descheduled between two lookups, so the stretch
+#: seen in the timeline is judged against a slightly lower bound.
+HOLD = 0.9
 
 
 @scenario.body

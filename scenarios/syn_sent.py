@@ -58,7 +58,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     exact = all(drops.get(k, 0) in sent for k in DROPS)
     if not (exact if private else all(drops.get(k, 0) >= 1 for k in DROPS)):
         raise ExpectationFailed(
-            f"expected {', '.join(DROPS)} to rise by the {sent} SYNs sent (private netns: "
+            f"expected {', '.join(DROPS)} to rise by the {sent.start}..{sent.stop - 1} SYNs sent "
+            f"(private netns: "
             f"{private}); saw {drops}"
         )
 

@@ -72,4 +72,4 @@ def test_states_after_a_real_run_shows_all_eleven_held(tmp_path: Path) -> None:
         observed = data[state.value]["observed"]
         assert data[state.value]["scenario"] == "all-states"
         assert observed["socket"]["state"] == state.value
-        assert observed["held_s"] >= 0.99, (state, observed)
+        assert observed["held_s"] >= 0.9, (state, observed)
