@@ -38,8 +38,11 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     before = netstat_counters()
 
     client = await lab.start_connect(listener)
-    conn = lab.track(client, listener.as_end())
-    full = await reaches(conn.server, S.LISTEN)
+    # The server side has no socket at all while its SYNs are dropped (not even a request
+    # socket): it shows as gone until the handshake completes. The listener is watched too.
+    conn = lab.track(client, listener.pending_end(client))
+    server = conn.server
+    full = await reaches(conn.join(listener.as_end()), S.LISTEN)
     if full.recv_q != 1:
         raise ExpectationFailed(f"expected one connection in the accept queue; kernel: {full.describe()}")
 
@@ -67,11 +70,11 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     await listener.accept()
     await reaches(client, S.ESTABLISHED, timeout=10.0)
     await client.connected()
-    server = conn.join(listener.pending_end(client))  # in the accept queue, no fd yet
-    await reaches(server, S.ESTABLISHED)
+    await reaches(server, S.ESTABLISHED)  # in the accept queue, no fd yet
     await listener.accept()  # the same socket, now with an fd: found by the same four-tuple
     await holds(server, S.ESTABLISHED, for_=0.1)
     path_seen(client, S.SYN_SENT, S.ESTABLISHED)
+    path_seen(server, None, S.ESTABLISHED)  # no SYN_RECV: each SYN was dropped on arrival
 
     verdicts.note("syn_sent", {
         "syn_retransmissions_while_held": held.timer.fired,

@@ -104,10 +104,12 @@ def _state_of(entry: Mapping[str, Any]) -> TcpState | None:
 def episodes(timeline: Sequence[Mapping[str, Any]]) -> list[Episode]:
     """Every stretch of every end of one timeline (entries as in results files)."""
     found: list[Episode] = []
-    last_t = max((float(e["t"]) for e in timeline), default=0.0)
+    last_t = max((float(e["t"]) for e in timeline if "socket" in e), default=0.0)
     current: dict[str, Episode] = {}
     latest: dict[str, dict[str, Any] | None] = {}
     for entry in timeline:
+        if "socket" not in entry:  # a traced or captured event, not a snapshot
+            continue
         end, t, state = str(entry["end"]), float(entry["t"]), _state_of(entry)
         running = current.get(end)
         if running is not None and running.state is not state:
@@ -166,7 +168,7 @@ def observations(files: Iterable[Path]) -> dict[TcpState, Observation | None]:
         for state, holders in HOLDERS.items():
             if out[state] is not None:
                 continue
-            fallback = Holder(COMPOSITE, holders[0].how)
+            fallback = Holder(COMPOSITE, "every holder at once: the longest stretch of any")
             for holder in (*holders, fallback):
                 result = runs.get(holder.scenario)
                 if result is None:
