@@ -36,7 +36,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     after_read = server.observe()
     queued = server.fill()  # the client does not read yet: its window closes
     await server.close()
-    await holds(server, S.LAST_ACK, for_=0.3)  # its FIN waits behind the queued data
+    await holds(server, S.LAST_ACK, for_=1.0, mark=True)  # its FIN waits behind the queued data
 
     received = await client.read_eof()
     tw = await reaches(client, S.TIME_WAIT)

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from tcplab import __version__
-from tcplab.commands import claims, doctor, list_, report, run, watch
+from tcplab.commands import claims, doctor, list_, report, run, states, watch
 from tcplab.errors import EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, TcplabError
 
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
-COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch)
+COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states)
 
 EPILOG = """exit codes: 0 all passed (skips included), 1 a scenario failed, 2 usage error,
 3 a needed privilege or kernel feature is missing, 130 interrupted"""

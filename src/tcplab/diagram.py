@@ -55,6 +55,8 @@ def steps(connection: Mapping[str, Any], *, closed_at: float | None = None) -> l
     last_seen: dict[str, str] = {}
     for it in items:
         t, end, source = float(it["t"]), it["end"], it.get("source")
+        if end not in LANES:  # a third end in the timeline (a listener, a bound socket): no lane
+            continue
         if source == "capture":
             flags = set(str(it["flags"]).split(","))
             detail = f"seq {it['seq']}" + (f", ack {it['ack']}" if it.get("ack") is not None else "")

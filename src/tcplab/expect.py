@@ -57,14 +57,26 @@ async def reaches(
     raise _fail(end, f"expected {names} within {timeout} s; last seen {_show(record)}")
 
 
-async def holds(end: End, state: TcpState, *, for_: float) -> SocketRecord:
-    """Assert that ``end`` stays in ``state`` for ``for_`` seconds (polled); return the last record."""
+async def holds(end: End, state: TcpState, *, for_: float, mark: bool = False) -> SocketRecord:
+    """Assert that ``end`` stays in ``state`` for ``for_`` seconds (polled); return the last record.
+
+    A timeline keeps changes only, so a state held to the end of a scenario would show no
+    duration; ``mark``: record the hold's last observation of the end and its peers anyway
+    (source ``held``).
+    """
     deadline = trio.current_time() + for_
     record = end.observe_all()
     while True:
         if record is None or record.state is not state:
             raise _fail(end, f"expected {state} to hold for {for_} s; saw {_show(record)}")
         if trio.current_time() >= deadline:
+            if not mark:
+                return record
+            for peer in end.peers:
+                peer.observe(source="held", force=True)
+            record = end.observe(source="held", force=True)
+            if record is None or record.state is not state:
+                raise _fail(end, f"expected {state} to hold for {for_} s; saw {_show(record)}")
             return record
         await trio.sleep(min(HOLD_INTERVAL, max(0.0, deadline - trio.current_time())))
         record = end.observe_all()

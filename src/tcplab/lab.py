@@ -66,17 +66,27 @@ class End:
         label: str,
         sock: socket.socket,
         trio_sock: trio.socket.SocketType | None = None,
+        *,
+        four_tuple: FourTuple | None = None,
+        borrowed: bool = False,
     ) -> None:
+        """``four_tuple`` defaults to the socket's name and peer name; pass it when the socket
+        has no peer yet (a connect in progress, a listener). ``borrowed``: ``sock`` is not this
+        end's own socket (the listener's, for the server side of a connection not accepted
+        yet), so the end is only observed by four-tuple, never as an fd-only record."""
         self.lab = lab
         self.label = label
         self.sock = sock  # the stdlib socket (non-blocking), for setsockopt and raw sends
         # ``trio_sock``: the caller's own trio wrapper of ``sock`` (adopted sockets), else a new one
         self.trio_sock = trio_sock or trio.socket.from_stdlib_socket(sock)
-        self.four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+        if four_tuple is None:
+            four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+        self.four_tuple = four_tuple
         self.fd = sock.fileno()
         self.timeline = Timeline()
         self.peers: list[End] = []
         self.leaked = False
+        self.borrowed = borrowed
 
     def __repr__(self) -> str:
         return f"<End {self.label} {self.four_tuple}>"
@@ -149,21 +159,32 @@ class End:
         """TCP_LINGER2: this socket's FIN_WAIT2 lifetime once orphaned (tcp_fin_timeout's per-socket form)."""
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_LINGER2, seconds)
 
+    async def connected(self) -> None:
+        """Wait until a connect started by ``Lab.start_connect`` completes (the handshake is
+        done); raise ``LabError`` with the errno if the kernel failed it."""
+        await trio.lowlevel.wait_writable(self.sock)
+        error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise LabError(f"{self.label}: connect failed: {errno_name(error)}")
+
     # -- observation -------------------------------------------------------------
 
-    def observe(self, *, owners: bool = False) -> SocketRecord | None:
+    def observe(
+        self, *, owners: bool = False, source: str = "snapshot", force: bool = False
+    ) -> SocketRecord | None:
         """What the kernel holds for this end now, recorded in the timeline.
 
         Looked up by exact four-tuple, so TIME_WAIT (which has no fd) is found too. If the
         tables have nothing but our fd is still open, the kernel dropped the socket (a reset):
-        that is reported as a CLOSED, fd-only record, not as nothing.
+        that is reported as a CLOSED, fd-only record, not as nothing. ``source`` and
+        ``force`` go to ``Timeline.add``.
         """
         record = self.lab.observer.lookup(self.four_tuple)
-        if record is None and not self.closed:
+        if record is None and not self.closed and not self.borrowed:
             record = fd_only_record(self.sock, self.four_tuple)
         elif record is not None and owners:
             record = with_owners([record], [os.getpid()])[0]
-        self.timeline.add(self.lab.clock(), self.label, record)
+        self.timeline.add(self.lab.clock(), self.label, record, source, force=force)
         return record
 
     def observe_all(self) -> SocketRecord | None:
@@ -189,6 +210,16 @@ class Connection:
     def ends(self) -> tuple[End, End]:
         return (self.client, self.server)
 
+    def join(self, end: End) -> End:
+        """Add a third end to this connection's timeline (e.g. the accepted socket of a
+        connection whose server side was watched through the listener): it and the two
+        ends observe each other from now on."""
+        end.timeline = self.timeline
+        for other in self.ends:
+            other.peers.append(end)
+            end.peers.append(other)
+        return end
+
 
 class Listener:
     """A listening socket on an ephemeral loopback port."""
@@ -209,6 +240,17 @@ class Listener:
 
     def observe(self) -> SocketRecord | None:
         return self.lab.observer.lookup(self.four_tuple)
+
+    def as_end(self, label: str = "listener") -> End:
+        """The listening socket as an ``End``, so a timeline shows it beside connections
+        (its four-tuple: the local address and the wildcard peer, as sock_diag reports it)."""
+        return End(self.lab, label, self.sock, four_tuple=self.four_tuple)
+
+    def pending_end(self, client: End, label: str = "server") -> End:
+        """The server side of ``client``'s connection before the application accepts it:
+        the kernel's request socket (SYN_RECV) or the full socket waiting in the accept
+        queue. It has no fd of its own, so it is observed by four-tuple only."""
+        return End(self.lab, label, self.sock, four_tuple=client.four_tuple.reversed(), borrowed=True)
 
     async def close(self) -> None:
         self.trio_sock.close()
@@ -307,6 +349,27 @@ class Lab:
         tsock = trio.socket.from_stdlib_socket(sock)
         await tsock.connect((listener.address.host, listener.address.port))
         return sock, tsock
+
+    async def start_connect(
+        self, listener: Listener, *, rcvbuf: int | None = None, sndbuf: int | None = None,
+        label: str = "client",
+    ) -> End:
+        """Send the SYN and return at once, without waiting for the handshake: the end is in
+        SYN_SENT until the listener answers (``End.connected`` waits for that)."""
+        sock = self._socket()
+        _set_buffers(sock, rcvbuf, sndbuf)
+        code = sock.connect_ex((listener.address.host, listener.address.port))
+        if code not in (0, errno.EINPROGRESS):
+            raise LabError(f"connect to {listener.address} failed at once: {errno_name(code)}")
+        await trio.lowlevel.checkpoint()
+        return End(self, label, sock, four_tuple=FourTuple(Address.of(sock.getsockname()), listener.address))
+
+    def track(self, client: End, server: End) -> Connection:
+        """Pair two ends built by hand (``start_connect``, ``Listener.as_end``...) into a
+        connection whose shared timeline goes into the scenario's results."""
+        conn = Connection(client, server)
+        self.connections.append(conn)
+        return conn
 
     async def connect(
         self,

@@ -81,6 +81,10 @@ class Scenario:
     sysctls: Mapping[str, str | int] = field(default_factory=dict)
     #: run in a private network namespace even without sysctls (isolated counters).
     private_netns: bool = False
+    #: run in a private network namespace when root, on the host's loopback otherwise: for
+    #: scenarios that work anywhere but measure per-namespace counters exactly when isolated
+    #: (the body asks ``tcplab.kernel.netns.private()`` which mode it got).
+    netns_if_root: bool = False
     timeout: float = 30.0
     #: trace the kernel's transitions and capture segments when this machine allows it.
     record: bool = True
@@ -94,6 +98,11 @@ class Scenario:
         """Decorator: the async function that drives the lab and records verdicts."""
         self._body = fn
         return fn
+
+    async def run_body(self, lab: Lab, verdicts: Verdicts) -> None:
+        """Drive ``lab`` with this scenario's body (a scenario may compose others' bodies)."""
+        assert self._body is not None, f"{self.id} has no @scenario.body"
+        await self._body(lab, verdicts)
 
     @property
     def needs_netns(self) -> bool:
@@ -197,7 +206,7 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
         base.reason = reason
         return base
     namespace = None
-    if scenario.needs_netns:
+    if scenario.needs_netns or (scenario.netns_if_root and REQUIREMENTS["root"][0]()):
         try:
             namespace = netns.enter_private_netns(scenario.sysctls)
         except Unavailable as exc:

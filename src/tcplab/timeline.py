@@ -88,9 +88,14 @@ class Timeline:
         self.events: list[Event] = []
         self._last: dict[str, tuple[object, ...]] = {}
 
-    def add(self, t: float, end: str, record: SocketRecord | None, source: str = "snapshot") -> None:
+    def add(
+        self, t: float, end: str, record: SocketRecord | None, source: str = "snapshot",
+        *, force: bool = False,
+    ) -> None:
+        """Record ``record`` if it differs from ``end``'s last one; ``force``: record it anyway
+        (the last observation of a hold, so a reader knows how long the state lasted)."""
         signature = _signature(record)
-        if self._last.get(end) == signature:
+        if self._last.get(end) == signature and not force:
             return
         self._last[end] = signature
         self.entries.append(Entry(t, end, record, source))

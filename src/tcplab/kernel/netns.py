@@ -25,6 +25,15 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 
 
+#: The namespace ``enter_private_netns`` moved this process into, if it did.
+_entered: str | None = None
+
+
+def private() -> str | None:
+    """The id of the private namespace this process runs in, or None (the host's)."""
+    return _entered
+
+
 def _namespace_id() -> str:
     return os.readlink("/proc/self/ns/net")
 
@@ -46,6 +55,8 @@ def enter_private_netns(sysctls: Mapping[str, str | int] | None = None) -> str:
     private = _namespace_id()
     if private == host:  # pragma: no cover - the kernel would have to lie
         raise Unavailable("unshare(CLONE_NEWNET) left us in the host's namespace")
+    global _entered
+    _entered = private
     _loopback_up()
     for name, value in (sysctls or {}).items():
         path = sysctl.path_of(name)
