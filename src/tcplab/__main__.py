@@ -1,5 +1,5 @@
 """``python -m tcplab``: the same as the ``tcplab`` command."""
 
-from tcplab.cli import entry
+from tcplab._entry import main
 
-entry()
+main()

@@ -65,7 +65,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return code
-
-
-def entry() -> None:  # pragma: no cover - console script
-    raise SystemExit(main())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -121,36 +122,78 @@ async def run_one(scenario: Scenario) -> ScenarioResult:
         if out.exists():
             return ScenarioResult.from_json(json.loads(out.read_text()))
         tail = err.read_text(errors="replace").strip().splitlines()[-5:]
-        return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
-                              reason=f"exited {returncode} without a result: " + " | ".join(tail),
-                              duration=duration)
+        failed = ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                                reason=f"exited {returncode} without a result: " + " | ".join(tail),
+                                duration=duration)
+        failed.exit_status = returncode
+        return failed
 
 
 Progress = Callable[[int, int, ScenarioResult], None]
 
 
+#: Ctrl-C (SIGINT, to the whole foreground process group) and SIGTERM stop a run.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+#: Exit statuses of a scenario child that the same Ctrl-C ended.
+_INTERRUPTED_CHILD = (130, -signal.SIGINT, -signal.SIGTERM)
+
+
+class Interrupted(Exception):
+    """The run was stopped by SIGINT or SIGTERM; ``results`` holds the runs that finished."""
+
+    def __init__(self, results: list[ScenarioResult]) -> None:
+        super().__init__("interrupted")
+        self.results = results
+
+
 async def run_many(
     scenarios: Sequence[Scenario], *, repeat: int = 1, jobs: int = 4, progress: Progress | None = None
 ) -> list[ScenarioResult]:
-    """Run every scenario ``repeat`` times, at most ``jobs`` at once; results in plan order."""
+    """Run every scenario ``repeat`` times, at most ``jobs`` at once; results in plan order.
+
+    SIGINT and SIGTERM arrive as events, not as a KeyboardInterrupt that trio would raise
+    wherever the code happens to be (inside ``fork()``'s at-fork hooks it is swallowed and
+    the interrupt is lost): the runs are cancelled — each kills its child in a shielded
+    ``finally`` — and ``Interrupted`` carries the runs that had finished.
+    """
     plan = [s for _ in range(repeat) for s in scenarios]
     results: list[ScenarioResult | None] = [None] * len(plan)
     limiter = trio.CapacityLimiter(max(1, jobs))
+    interrupted = trio.Event()
     done = 0
 
     async def one(index: int, scenario: Scenario) -> None:
         nonlocal done
         async with limiter:
             result = await run_one(scenario)
+        if result.exit_status in _INTERRUPTED_CHILD:
+            # The same Ctrl-C probably reached us too: let it cancel this task rather than
+            # report a failure (bounded, in case only the child was signalled).
+            with trio.move_on_after(1.0):
+                await interrupted.wait()
         results[index] = result
         done += 1
         if progress:
             progress(done, len(plan), result)
 
+    async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        with trio.open_signal_receiver(*INTERRUPTS) as signals:
+            task_status.started()
+            async for _ in signals:
+                interrupted.set()
+                nursery.cancel_scope.cancel()
+                return
+
     async with trio.open_nursery() as nursery:
-        for index, scenario in enumerate(plan):
-            nursery.start_soon(one, index, scenario)
-    return [r for r in results if r is not None]
+        await nursery.start(watch_signals)
+        async with trio.open_nursery() as runs:
+            for index, scenario in enumerate(plan):
+                runs.start_soon(one, index, scenario)
+        nursery.cancel_scope.cancel()  # every run finished: stop watching for signals
+    finished = [r for r in results if r is not None]
+    if interrupted.is_set():
+        raise Interrupted(finished)
+    return finished
 
 
 def new_run_id() -> str:

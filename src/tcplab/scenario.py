@@ -157,6 +157,8 @@ class ScenarioResult:
     observation: str = ""
     #: per connection: its ends, traced paths, segment count, merged timeline (recording.py).
     connections: list[dict[str, Any]] = field(default_factory=list)
+    #: How the child process of this run exited when it left no result (the runner's concern).
+    exit_status: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {

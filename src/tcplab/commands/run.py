@@ -10,7 +10,7 @@ from pathlib import Path
 import trio
 
 from tcplab import catalog, runner, table
-from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
+from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tcplab.kernel import trace
 from tcplab.report import write as write_report
 from tcplab.scenario import ScenarioResult
@@ -57,16 +57,22 @@ def execute(args: argparse.Namespace) -> int:
                               catalog=known)
     directory = runner.results_dir(report, Path(args.results))
     started = time.monotonic()
+    interrupted = False
     try:
         report.results = trio.run(
             lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs,
                                     progress=_progress)
         )
+    except runner.Interrupted as stop:
+        report.results, interrupted = stop.results, True
     finally:
         trace.sweep_quietly()  # instances of runs that were SIGKILLed (a timeout, a dead parent)
     report.wall_time = time.monotonic() - started
     path = runner.write_results(report, directory)
     write_report(report.to_json(), directory)
+    if interrupted:  # the runs that finished are kept; the table is not worth a partial run
+        print("tcplab: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
          "" if row["median_s"] is None else f"{row['median_s']:.2f}",

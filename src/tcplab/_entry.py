@@ -1,0 +1,37 @@
+"""The console script's entry point, kept free of heavy imports.
+
+Loading the command line (trio, psutil, every sub-command) takes a few hundred
+milliseconds; a Ctrl-C in that window must still end with one line and exit code 130, not a
+traceback, so the import happens inside the guard.
+
+An interrupted run leaves through ``os._exit``: CPython marks a KeyboardInterrupt raised
+inside string ``exec`` (dataclasses build their methods that way while modules import) as
+unhandled even after it was caught, and ``python -m`` then kills itself with SIGINT at exit
+instead of returning 130. Everything is flushed first; nothing else is left to run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+EXIT_INTERRUPTED = 130
+
+
+def _leave_interrupted() -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def main() -> None:
+    try:
+        from tcplab.cli import main as cli_main
+
+        code = cli_main()
+    except KeyboardInterrupt:  # before cli.main's own handling: loading, parsing arguments
+        print("tcplab: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    if code == EXIT_INTERRUPTED:
+        _leave_interrupted()
+    raise SystemExit(code)
