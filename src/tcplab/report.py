@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tcplab import diagram
+from tcplab.errors import UsageError
 
 VERDICT_ORDER = ("confirmed", "partly", "outdated", "refuted")
 NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, if any, lived in "
@@ -29,7 +30,17 @@ NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, i
 
 
 def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    """A results file of ``tcplab run``, or a ``UsageError`` saying plainly what is wrong with
+    it (one line for the CLI, never a traceback)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable results file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
+        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
     return data
 
 
