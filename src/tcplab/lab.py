@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from tcplab.recording import Recording
 
 LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
-WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 
 class LabError(RuntimeError):
@@ -80,7 +79,7 @@ class End:
         # ``trio_sock``: the caller's own trio wrapper of ``sock`` (adopted sockets), else a new one
         self.trio_sock = trio_sock or trio.socket.from_stdlib_socket(sock)
         if four_tuple is None:
-            four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+            four_tuple = FourTuple.of(sock)
         self.four_tuple = four_tuple
         self.fd = sock.fileno()
         self.timeline = Timeline()
@@ -229,7 +228,7 @@ class Listener:
         self.sock = sock
         self.trio_sock = trio.socket.from_stdlib_socket(sock)
         self.address = Address.of(sock.getsockname())
-        self.four_tuple = FourTuple(self.address, Address(WILDCARD[sock.family], 0))
+        self.four_tuple = FourTuple(self.address, Address.wildcard(sock.family))
 
     async def accept(self) -> socket.socket:
         conn, _ = await self.trio_sock.accept()

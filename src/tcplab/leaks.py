@@ -76,7 +76,7 @@ def _four_tuple(sock: socket.socket) -> FourTuple:
     try:
         remote = Address.of(sock.getpeername())
     except OSError:  # a listener, a socket never connected, or one reset by its peer
-        remote = Address("::" if sock.family == socket.AF_INET6 else "0.0.0.0", 0)
+        remote = Address.wildcard(sock.family)
     return FourTuple(local, remote)
 
 

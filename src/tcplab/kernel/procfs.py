@@ -161,9 +161,8 @@ def psutil_records() -> list[SocketRecord]:
     for conn in psutil.net_connections(kind="tcp"):
         if not conn.laddr:
             continue
-        family = conn.family
-        zero = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        remote = Address(conn.raddr.ip, conn.raddr.port) if conn.raddr else Address(zero, 0)
+        remote = (Address(conn.raddr.ip, conn.raddr.port) if conn.raddr
+                  else Address.wildcard(conn.family))
         owners = (Owner(conn.pid, conn.fd),) if conn.pid is not None and conn.fd >= 0 else ()
         records.append(
             SocketRecord(
