@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import trio
 
-from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
+from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable
 from tcplab.expect import ExpectationFailed
 from tcplab.kernel import capture, netns, sysctl, trace
 from tcplab.lab import Lab
@@ -130,7 +130,7 @@ class Scenario:
             result = run_in_process(self)
         except KeyboardInterrupt:
             print(f"{self.id}: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
+            raise SystemExit(EXIT_INTERRUPTED) from None
         if args.json:
             Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         if not args.quiet:
@@ -218,7 +218,6 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
 
 
 async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResult:
-    assert scenario._body is not None, f"{scenario.id} has no @scenario.body"
     verdicts = Verdicts(scenario.claims)
     started = time.monotonic()
     lab = Lab()
@@ -237,7 +236,7 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
                 async with lab:
                     try:
                         with trio.fail_after(scenario.timeout):
-                            await scenario._body(lab, verdicts)
+                            await scenario.run_body(lab, verdicts)
                     finally:
                         body_ended = lab.clock()  # what follows is the lab's own cleanup
         finally:
