@@ -13,7 +13,6 @@ file (``tcplab report RESULTS.json``) without running anything.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,10 +20,11 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from tcplab import diagram
+from tcplab import diagram, ledger
 from tcplab.errors import UsageError
+from tcplab.verdict import DISPLAY_ORDER
 
-VERDICT_ORDER = ("confirmed", "partly", "outdated", "refuted")
+VERDICT_ORDER = DISPLAY_ORDER
 NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, if any, lived in "
               "other processes or namespaces, or the run had no trace and no connection).")
 
@@ -95,17 +95,12 @@ def claim_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
                  "scenarios": ", ".join(r.get("scenarios", [])), "evidence": r.get("evidence", ""),
                  "statement": r.get("statement", "")} for r in results["ledger"]]
     try:
-        ledger = importlib.import_module("tcplab.ledger")
-    except ImportError:
-        ledger = None
-    if ledger is not None:
-        try:
-            rows = ledger.build(results)
-            return [{"claim": r.claim.id, "verdict": r.verdict or r.status,
-                     "scenarios": ", ".join(r.scenarios), "evidence": r.evidence,
-                     "statement": r.claim.statement} for r in rows]
-        except Exception:  # a ledger that cannot read this file: fall back, never lose the report
-            pass
+        rows = ledger.build(results)
+        return [{"claim": r.claim.id, "verdict": r.verdict or r.status,
+                 "scenarios": ", ".join(r.scenarios), "evidence": r.evidence,
+                 "statement": r.claim.statement} for r in rows]
+    except Exception:  # a ledger that cannot read this file: fall back, never lose the report
+        pass
     found: dict[str, dict[str, Any]] = {}
     for run in results.get("scenarios", []):
         if run["status"] != "passed":
