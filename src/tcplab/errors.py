@@ -21,3 +21,11 @@ class UsageError(TcplabError):
 
 class Unavailable(TcplabError):
     exit_code = EXIT_UNAVAILABLE
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups from nurseries: the one a
+    person should be told about, where trio wraps it."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import trio
 
-from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable
+from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable, first_leaf
 from tcplab.expect import ExpectationFailed
 from tcplab.kernel import capture, netns, sysctl, trace
 from tcplab.lab import Lab
@@ -252,7 +252,7 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
             result.status = "passed"
     except Exception as exc:  # a failure or a crash is a failed run, never a lost one
         result.status, result.reason = "failed", _explain(exc, scenario.timeout)
-        if not isinstance(_first_leaf(exc), ExpectationFailed | trio.TooSlowError):
+        if not isinstance(first_leaf(exc), ExpectationFailed | trio.TooSlowError):
             result.evidence["traceback"] = traceback.format_exc()
     result.duration = time.monotonic() - started
     result.verdicts = [v.to_json() for v in verdicts.items.values()]
@@ -269,15 +269,8 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     return result
 
 
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (nested) exception groups from nurseries."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
 def _explain(exc: BaseException, timeout: float) -> str:
-    leaf = _first_leaf(exc)
+    leaf = first_leaf(exc)
     if isinstance(leaf, ExpectationFailed):
         return str(leaf)
     if isinstance(leaf, trio.TooSlowError):
