@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from tcplab import report
-from tcplab.errors import EXIT_OK
+from tcplab.errors import EXIT_OK, make_dir
 
 NAME = "report"
 HELP = "write REPORT.md and report.html (sequence diagrams) from a results.json"
@@ -24,7 +24,7 @@ def execute(args: argparse.Namespace) -> int:
         path = path / "results.json"
     results = report.load(path)  # a UsageError if it is missing or not a results file
     out = Path(args.out) if args.out else path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "the report directory")
     md, html = report.write(results, out)
     print(f"report: {md} and {html}")
     return EXIT_OK
