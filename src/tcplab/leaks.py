@@ -105,10 +105,11 @@ def held_tcp_sockets(diag: SockDiag | None = None) -> dict[int, HeldSocket]:
     pid = os.getpid()
     try:
         for inode, owners in socket_inodes([pid]).items():
-            for owner in owners:  # one socket may sit behind several fds (dup, fork)
-                if not is_tcp_fd(pid, owner.fd):
-                    break
-                found = _held(owner.fd, inode, diag)
+            # One socket may sit behind several fds (dup, fork): the first fd still open
+            # describes it. An fd that is no TCP socket *now* may have been closed since
+            # /proc was read (a thread of the test), so the next fd is asked too.
+            for owner in owners:
+                found = _held(owner.fd, inode, diag) if is_tcp_fd(pid, owner.fd) else None
                 if found is not None:
                     held[inode] = found
                     break
