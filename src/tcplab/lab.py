@@ -300,16 +300,18 @@ class Lab:
         Runs shielded from cancellation when the lab exits, so a timeout or Ctrl-C still
         waits for children to be reaped (bounded: SIGKILL cannot be ignored).
         """
-        for proc in self._processes:
-            proc.kill()
-        for proc in self._processes:
-            with trio.move_on_after(5):  # SIGKILL cannot be ignored: this is only a safety net
-                await proc.aclose()
-        for sock in self._sockets:
-            sock.close()
-        self._sockets.clear()
-        self._processes.clear()
-        self.observer.close()
+        try:
+            for proc in self._processes:
+                proc.kill()
+            for proc in self._processes:
+                with trio.move_on_after(5):  # SIGKILL cannot be ignored: only a safety net
+                    await proc.aclose()
+        finally:  # whatever reaping a child raised, no socket outlives the lab
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+            self._processes.clear()
+            self.observer.close()
 
     def _own(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)
