@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from tcplab.errors import UsageError
+from tcplab.errors import TcplabError, UsageError
 from tcplab.scenario import Scenario
 
 BUNDLED = Path(__file__).parent / "_scenarios"
@@ -44,7 +44,11 @@ def load(path: Path) -> Scenario:
         raise UsageError(f"cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a broken scenario file: one line naming it, not a traceback
+        del sys.modules[name]
+        raise TcplabError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from exc
     scenario = getattr(module, "scenario", None)
     if not isinstance(scenario, Scenario):
         raise UsageError(f"{path} defines no `scenario = Scenario(...)`")

@@ -13,7 +13,13 @@ from types import ModuleType
 
 from tcplab import __version__
 from tcplab.commands import claims, doctor, list_, report, run, states, watch
-from tcplab.errors import EXIT_INTERRUPTED, EXIT_UNAVAILABLE, EXIT_USAGE, TcplabError
+from tcplab.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    TcplabError,
+    first_leaf,
+)
 
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
 COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states)
@@ -48,10 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             code: int = args.execute(args)
         except BaseExceptionGroup as group:  # from a nursery: report its first real error
-            leaf: BaseException = group
-            while isinstance(leaf, BaseExceptionGroup):
-                leaf = leaf.exceptions[0]
-            raise leaf from None
+            raise first_leaf(group) from None
     except TcplabError as exc:
         print(f"tcplab: {exc}", file=sys.stderr)
         return exc.exit_code

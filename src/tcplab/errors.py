@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXIT_OK = 0  # every selected scenario passed (or was skipped with a reason)
 EXIT_FAILED = 1  # a scenario failed: the kernel did not do what it asserts, or it crashed
 EXIT_USAGE = 2  # unknown scenario, bad option or value
@@ -21,3 +23,24 @@ class UsageError(TcplabError):
 
 class Unavailable(TcplabError):
     exit_code = EXIT_UNAVAILABLE
+
+
+def first_leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (nested) exception groups from nurseries: the one a
+    person should be told about, where trio wraps it."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+def make_dir(path: Path, what: str) -> Path:
+    """``mkdir -p path`` for a directory a person named (``--results``, ``--out``): a path
+    that cannot be a directory (a file in the way, a full disk) is a ``UsageError`` line,
+    not a traceback. A permission error goes on as it is: the CLI reports it (exit 3)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except PermissionError:
+        raise
+    except OSError as exc:
+        raise UsageError(f"cannot make {what} {path}: {exc.strerror}") from None
+    return path

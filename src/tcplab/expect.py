@@ -42,18 +42,30 @@ def _show(record: SocketRecord | None) -> str:
     return "gone" if record is None else record.state.value + (" (fd only)" if record.fd_only else "")
 
 
+async def _poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: float) -> tuple[T, bool]:
+    """Call ``probe`` every ``POLL_INTERVAL`` until ``done`` says yes or ``timeout`` passes;
+    return the last value and whether it was done. The one polling loop of the waits here,
+    so each of them only says what it waits for and how it fails."""
+    value = probe()
+    with trio.move_on_after(timeout):
+        while not done(value):
+            await trio.sleep(POLL_INTERVAL)
+            value = probe()
+        return value, True
+    return value, False
+
+
 async def reaches(
     end: End, state: TcpState | Iterable[TcpState], *, timeout: float = 5.0
 ) -> SocketRecord:
     """Wait until the kernel reports ``end`` in ``state`` (or one of several); return that record."""
     wanted = {state} if isinstance(state, TcpState) else set(state)
-    names = "/".join(sorted(s.value for s in wanted))
-    record = end.observe_all()
-    with trio.move_on_after(timeout):
-        while record is None or record.state not in wanted:
-            await trio.sleep(POLL_INTERVAL)
-            record = end.observe_all()
+    record, done = await _poll(
+        end.observe_all, lambda r: r is not None and r.state in wanted, timeout
+    )
+    if done and record is not None:
         return record
+    names = "/".join(sorted(s.value for s in wanted))
     raise _fail(end, f"expected {names} within {timeout} s; last seen {_show(record)}")
 
 
@@ -84,11 +96,8 @@ async def holds(end: End, state: TcpState, *, for_: float, mark: bool = False) -
 
 async def gone(end: End, *, timeout: float = 5.0) -> None:
     """Wait until the kernel's tables hold nothing for ``end``'s four-tuple and its fd is closed."""
-    record = end.observe_all()
-    with trio.move_on_after(timeout):
-        while record is not None:
-            await trio.sleep(POLL_INTERVAL)
-            record = end.observe_all()
+    record, done = await _poll(end.observe_all, lambda r: r is None, timeout)
+    if done:
         return
     raise _fail(end, f"expected the socket to be gone within {timeout} s; still {_show(record)}")
 
@@ -141,18 +150,18 @@ async def traced_path(
     """
     recording = _recording(end)
     wanted = list(states)
-    path: list[TcpState] = []
-    with trio.move_on_after(timeout):
-        while True:
-            recording.sync()
-            path = end.timeline.traced_path(end.label)
-            if _contains(path, wanted):
-                try:
-                    check_path(path, strict=True)
-                except IllegalPath as exc:
-                    raise _fail(end, str(exc)) from None
-                return path
-            await trio.sleep(POLL_INTERVAL)
+
+    def traced() -> list[TcpState]:
+        recording.sync()
+        return end.timeline.traced_path(end.label)
+
+    path, done = await _poll(traced, lambda p: _contains(p, wanted), timeout)
+    if done:
+        try:
+            check_path(path, strict=True)
+        except IllegalPath as exc:
+            raise _fail(end, str(exc)) from None
+        return path
     steps = " -> ".join(s.value for s in wanted)
     got = " -> ".join(s.value for s in path) or "nothing"
     raise _fail(end, f"expected the traced transitions {steps}; the kernel traced {got}")
@@ -178,10 +187,7 @@ async def eventually(probe: Callable[[], T], *, timeout: float = 5.0, what: str)
     For conditions on many sockets at once (counts in a dump, counters), where ``reaches``
     on one end does not fit. ``what`` completes "expected ... within N s".
     """
-    value = probe()
-    with trio.move_on_after(timeout):
-        while not value:
-            await trio.sleep(POLL_INTERVAL)
-            value = probe()
+    value, done = await _poll(probe, bool, timeout)
+    if done:
         return value
     raise ExpectationFailed(f"expected {what} within {timeout} s; last value {value!r}")

@@ -46,7 +46,7 @@ def four_tuple_of(sock: trio.SocketStream | socket.socket | trio.socket.SocketTy
     """The four-tuple of a connected socket (or a trio stream's), from its own end."""
     if isinstance(sock, trio.SocketStream):
         sock = sock.socket
-    return FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+    return FourTuple.of(sock)
 
 
 class HttpServer:

@@ -41,7 +41,6 @@ if TYPE_CHECKING:
     from tcplab.recording import Recording
 
 LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
-WILDCARD: dict[int, str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
 
 
 class LabError(RuntimeError):
@@ -80,7 +79,7 @@ class End:
         # ``trio_sock``: the caller's own trio wrapper of ``sock`` (adopted sockets), else a new one
         self.trio_sock = trio_sock or trio.socket.from_stdlib_socket(sock)
         if four_tuple is None:
-            four_tuple = FourTuple(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
+            four_tuple = FourTuple.of(sock)
         self.four_tuple = four_tuple
         self.fd = sock.fileno()
         self.timeline = Timeline()
@@ -229,7 +228,7 @@ class Listener:
         self.sock = sock
         self.trio_sock = trio.socket.from_stdlib_socket(sock)
         self.address = Address.of(sock.getsockname())
-        self.four_tuple = FourTuple(self.address, Address(WILDCARD[sock.family], 0))
+        self.four_tuple = FourTuple(self.address, Address.wildcard(sock.family))
 
     async def accept(self) -> socket.socket:
         conn, _ = await self.trio_sock.accept()
@@ -301,16 +300,18 @@ class Lab:
         Runs shielded from cancellation when the lab exits, so a timeout or Ctrl-C still
         waits for children to be reaped (bounded: SIGKILL cannot be ignored).
         """
-        for proc in self._processes:
-            proc.kill()
-        for proc in self._processes:
-            with trio.move_on_after(5):  # SIGKILL cannot be ignored: this is only a safety net
-                await proc.aclose()
-        for sock in self._sockets:
-            sock.close()
-        self._sockets.clear()
-        self._processes.clear()
-        self.observer.close()
+        try:
+            for proc in self._processes:
+                proc.kill()
+            for proc in self._processes:
+                with trio.move_on_after(5):  # SIGKILL cannot be ignored: only a safety net
+                    await proc.aclose()
+        finally:  # whatever reaping a child raised, no socket outlives the lab
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+            self._processes.clear()
+            self.observer.close()
 
     def _own(self, sock: socket.socket) -> socket.socket:
         self._sockets.append(sock)

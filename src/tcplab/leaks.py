@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
-from tcplab.kernel.procfs import socket_inodes, tcp_info_state
+from tcplab.kernel.procfs import is_tcp_fd, socket_inodes, tcp_info_state
 from tcplab.states import TcpState
 
-_TCP_PROTO_NAMES = (b"TCP", b"TCPv6")
 GRACE_POLL = 0.005  # seconds between re-reads while a grace period runs
 
 
@@ -72,22 +71,12 @@ class Leak:
         return f"{self.socket.describe()}  <- {self.reason}"
 
 
-def _is_tcp_fd(fd: int) -> bool:
-    # The protocol of a socket fd is in its ``system.sockprotoname`` extended attribute:
-    # no need to wrap UNIX, UDP or netlink sockets just to skip them.
-    try:
-        name = os.getxattr(f"/proc/self/fd/{fd}", "system.sockprotoname")
-    except OSError:
-        return False
-    return name.rstrip(b"\0") in _TCP_PROTO_NAMES
-
-
 def _four_tuple(sock: socket.socket) -> FourTuple:
     local = Address.of(sock.getsockname())
     try:
         remote = Address.of(sock.getpeername())
     except OSError:  # a listener, a socket never connected, or one reset by its peer
-        remote = Address("::" if sock.family == socket.AF_INET6 else "0.0.0.0", 0)
+        remote = Address.wildcard(sock.family)
     return FourTuple(local, remote)
 
 
@@ -113,12 +102,14 @@ def held_tcp_sockets(diag: SockDiag | None = None) -> dict[int, HeldSocket]:
     own_diag = diag is None
     diag = diag or SockDiag()
     held: dict[int, HeldSocket] = {}
+    pid = os.getpid()
     try:
-        for inode, owners in socket_inodes([os.getpid()]).items():
-            for owner in owners:  # one socket may sit behind several fds (dup, fork)
-                if not _is_tcp_fd(owner.fd):
-                    break
-                found = _held(owner.fd, inode, diag)
+        for inode, owners in socket_inodes([pid]).items():
+            # One socket may sit behind several fds (dup, fork): the first fd still open
+            # describes it. An fd that is no TCP socket *now* may have been closed since
+            # /proc was read (a thread of the test), so the next fd is asked too.
+            for owner in owners:
+                found = _held(owner.fd, inode, diag) if is_tcp_fd(pid, owner.fd) else None
                 if found is not None:
                     held[inode] = found
                     break

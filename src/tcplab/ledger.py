@@ -22,6 +22,7 @@ from typing import Any
 
 from tcplab.claims import CLAIMS, Claim
 from tcplab.scenario import Scenario
+from tcplab.verdict import DISPLAY_ORDER
 
 #: Row statuses, in the words the table prints.
 JUDGED = "judged"
@@ -31,8 +32,6 @@ FAILED = "failed"
 NOT_RUN = "not run"
 NO_SCENARIO = "no scenario"
 
-#: The order verdicts are listed in when runs disagree.
-_VERDICT_ORDER = ("confirmed", "partly", "outdated", "refuted")
 
 
 @dataclass
@@ -98,7 +97,7 @@ def _collect(results: Mapping[str, Any] | None) -> dict[str, _Runs]:
 
 
 def _order(verdicts: Iterable[str]) -> list[str]:
-    rank = {v: i for i, v in enumerate(_VERDICT_ORDER)}
+    rank = {v: i for i, v in enumerate(DISPLAY_ORDER)}
     return sorted(set(verdicts), key=lambda v: (rank.get(v, len(rank)), v))
 
 

@@ -13,12 +13,11 @@ sysctls, declared by the scenario (or the probe) that calls them.
 
 from __future__ import annotations
 
-import errno
-
 from tcplab.expect import reaches
 from tcplab.kernel import sysctl
 from tcplab.kernel.model import SocketRecord
 from tcplab.lab import Connection, Lab, Listener
+from tcplab.lab import errno_name as lab_errno_name
 from tcplab.states import TcpState
 
 S = TcpState
@@ -88,4 +87,4 @@ async def passive_close_unanswered(conn: Connection) -> SocketRecord:
 
 def errno_name(number: int) -> str:
     """``99`` -> ``EADDRNOTAVAIL``; 0 -> ``ok``."""
-    return "ok" if number == 0 else errno.errorcode.get(number, str(number))
+    return "ok" if number == 0 else lab_errno_name(number)

@@ -17,6 +17,7 @@ whether a timewait socket now holds its four-tuple, and if so files the move as 
 
 from __future__ import annotations
 
+import contextlib
 import select
 import threading
 import time
@@ -133,19 +134,24 @@ class Recording:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        try:
-            self._drain()
-            self.sync()
-        finally:
+        # An ExitStack, so that one release failing (an instance the kernel finds busy)
+        # still releases the others, whatever the drain raised.
+        with contextlib.ExitStack() as release:
             if self.recorder is not None:
-                self.recorder.close()
+                release.callback(self.recorder.close)
             if self.capture is not None:
-                self.capture.close()
+                release.callback(self.capture.close)
             if self._diag is not None:
-                self._diag.close()
-                self._diag = None
+                release.callback(self._close_diag)  # runs first (LIFO), after ``sync`` used it
             if self.watch_port in self.lab.port_hooks:
                 self.lab.port_hooks.remove(self.watch_port)
+            self._drain()
+            self.sync()
+
+    def _close_diag(self) -> None:
+        if self._diag is not None:
+            self._diag.close()
+            self._diag = None
 
     def __enter__(self) -> Recording:
         return self.open()

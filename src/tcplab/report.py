@@ -13,7 +13,6 @@ file (``tcplab report RESULTS.json``) without running anything.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -21,15 +20,27 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from tcplab import diagram
+from tcplab import diagram, ledger
+from tcplab.errors import UsageError
+from tcplab.verdict import DISPLAY_ORDER
 
-VERDICT_ORDER = ("confirmed", "partly", "outdated", "refuted")
+VERDICT_ORDER = DISPLAY_ORDER
 NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, if any, lived in "
               "other processes or namespaces, or the run had no trace and no connection).")
 
 
 def load(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(path.read_text())
+    """A results file of ``tcplab run``, or a ``UsageError`` saying plainly what is wrong with
+    it (one line for the CLI, never a traceback)."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UsageError(
+            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable results file: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
+        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
     return data
 
 
@@ -84,17 +95,12 @@ def claim_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
                  "scenarios": ", ".join(r.get("scenarios", [])), "evidence": r.get("evidence", ""),
                  "statement": r.get("statement", "")} for r in results["ledger"]]
     try:
-        ledger = importlib.import_module("tcplab.ledger")
-    except ImportError:
-        ledger = None
-    if ledger is not None:
-        try:
-            rows = ledger.build(results)
-            return [{"claim": r.claim.id, "verdict": r.verdict or r.status,
-                     "scenarios": ", ".join(r.scenarios), "evidence": r.evidence,
-                     "statement": r.claim.statement} for r in rows]
-        except Exception:  # a ledger that cannot read this file: fall back, never lose the report
-            pass
+        rows = ledger.build(results)
+        return [{"claim": r.claim.id, "verdict": r.verdict or r.status,
+                 "scenarios": ", ".join(r.scenarios), "evidence": r.evidence,
+                 "statement": r.claim.statement} for r in rows]
+    except Exception:  # a ledger that cannot read this file: fall back, never lose the report
+        pass
     found: dict[str, dict[str, Any]] = {}
     for run in results.get("scenarios", []):
         if run["status"] != "passed":

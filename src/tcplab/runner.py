@@ -25,6 +25,7 @@ from typing import Any
 import trio
 
 from tcplab import __version__, ledger
+from tcplab.errors import make_dir
 from tcplab.kernel import sysctl
 from tcplab.kernel.process import Child
 from tcplab.scenario import Scenario, ScenarioResult
@@ -202,9 +203,7 @@ def new_run_id() -> str:
 
 def results_dir(report: RunReport, base: Path) -> Path:
     """Make ``<base>/<run id>/`` before anything runs, so an unwritable place fails at once."""
-    directory = base / report.run_id
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return make_dir(base / report.run_id, "the results directory")
 
 
 def write_results(report: RunReport, directory: Path) -> Path:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import trio
 
-from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable
+from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable, first_leaf
 from tcplab.expect import ExpectationFailed
 from tcplab.kernel import capture, netns, sysctl, trace
 from tcplab.lab import Lab
@@ -130,7 +130,7 @@ class Scenario:
             result = run_in_process(self)
         except KeyboardInterrupt:
             print(f"{self.id}: interrupted", file=sys.stderr)
-            raise SystemExit(130) from None
+            raise SystemExit(EXIT_INTERRUPTED) from None
         if args.json:
             Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         if not args.quiet:
@@ -220,7 +220,6 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
 
 
 async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResult:
-    assert scenario._body is not None, f"{scenario.id} has no @scenario.body"
     verdicts = Verdicts(scenario.claims)
     started = time.monotonic()
     lab = Lab()
@@ -239,7 +238,7 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
                 async with lab:
                     try:
                         with trio.fail_after(scenario.timeout):
-                            await scenario._body(lab, verdicts)
+                            await scenario.run_body(lab, verdicts)
                     finally:
                         body_ended = lab.clock()  # what follows is the lab's own cleanup
         finally:
@@ -255,7 +254,7 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
             result.status = "passed"
     except Exception as exc:  # a failure or a crash is a failed run, never a lost one
         result.status, result.reason = "failed", _explain(exc, scenario.timeout)
-        if not isinstance(_first_leaf(exc), ExpectationFailed | trio.TooSlowError):
+        if not isinstance(first_leaf(exc), ExpectationFailed | trio.TooSlowError):
             result.evidence["traceback"] = traceback.format_exc()
     result.duration = time.monotonic() - started
     result.verdicts = [v.to_json() for v in verdicts.items.values()]
@@ -272,15 +271,8 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     return result
 
 
-def _first_leaf(exc: BaseException) -> BaseException:
-    """The first real exception inside (nested) exception groups from nurseries."""
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return exc
-
-
 def _explain(exc: BaseException, timeout: float) -> str:
-    leaf = _first_leaf(exc)
+    leaf = first_leaf(exc)
     if isinstance(leaf, ExpectationFailed):
         return str(leaf)
     if isinstance(leaf, trio.TooSlowError):

@@ -19,6 +19,13 @@ class Verdict(enum.Enum):
         return Verdict.CONFIRMED if holds else (otherwise or Verdict.REFUTED)
 
 
+#: How verdicts are listed (reports, the ledger) when runs disagree: from the kernel
+#: agreeing most with a document to least.
+DISPLAY_ORDER: tuple[str, ...] = tuple(
+    v.value for v in (Verdict.CONFIRMED, Verdict.PARTLY, Verdict.OUTDATED, Verdict.REFUTED)
+)
+
+
 @dataclass(frozen=True)
 class ClaimVerdict:
     claim: str

@@ -29,12 +29,9 @@ from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
 from tcplab.states import TcpState
 
-#: The order states are shown in: roughly the life of a connection.
-STATE_ORDER: tuple[TcpState, ...] = (
-    TcpState.LISTEN, TcpState.SYN_SENT, TcpState.SYN_RECV, TcpState.ESTABLISHED,
-    TcpState.FIN_WAIT1, TcpState.FIN_WAIT2, TcpState.CLOSE_WAIT, TcpState.CLOSING,
-    TcpState.LAST_ACK, TcpState.TIME_WAIT, TcpState.CLOSED,
-)
+#: The order states are shown in: roughly the life of a connection, the order in which
+#: ``TcpState`` declares them.
+STATE_ORDER: tuple[TcpState, ...] = tuple(TcpState)
 SHORT = {
     TcpState.LISTEN: "LISTEN", TcpState.SYN_SENT: "SYN-S", TcpState.SYN_RECV: "SYN-R",
     TcpState.ESTABLISHED: "ESTAB", TcpState.FIN_WAIT1: "FW1", TcpState.FIN_WAIT2: "FW2",

@@ -17,10 +17,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from tcplab import catalog, ledger, table
 from tcplab.errors import EXIT_OK, EXIT_UNAVAILABLE, UsageError
+from tcplab.report import load
 from tcplab.scenario import Scenario
 
 NAME = "claims"
@@ -40,20 +40,6 @@ def newest(base: Path) -> Path | None:
     """The most recently written ``<base>/*/results.json``, or None."""
     found = [p for p in base.glob("*/results.json") if p.is_file()]
     return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
-
-
-def load(path: Path) -> dict[str, Any]:
-    """A results file, or a usage error saying plainly what is wrong with it."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} is not a readable results file: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
-    return data
 
 
 def known_scenarios(explicit: str | None) -> dict[str, Scenario]:

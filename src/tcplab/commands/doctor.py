@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tcplab import doctor, ledger, table
-from tcplab.commands.claims import known_scenarios, load, newest
+from tcplab.commands.claims import known_scenarios, newest
 from tcplab.errors import EXIT_OK, UsageError
+from tcplab.report import load
 
 NAME = "doctor"
 HELP = "audit this host's TCP tunables (read only): value, what it really does, advice"

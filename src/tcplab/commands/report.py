@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from tcplab import report
-from tcplab.errors import EXIT_OK, UsageError
+from tcplab.errors import EXIT_OK, make_dir
 
 NAME = "report"
 HELP = "write REPORT.md and report.html (sequence diagrams) from a results.json"
@@ -23,16 +22,9 @@ def execute(args: argparse.Namespace) -> int:
     path = Path(args.results)
     if path.is_dir():
         path = path / "results.json"
-    if not path.is_file():
-        raise UsageError(f"{path} does not exist: pass a results.json written by `tcplab run`")
-    try:
-        results = report.load(path)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path} is not a results file ({exc})") from None
-    if not isinstance(results, dict) or "scenarios" not in results:
-        raise UsageError(f"{path} is not a results file of `tcplab run` (no scenarios)")
+    results = report.load(path)  # a UsageError if it is missing or not a results file
     out = Path(args.out) if args.out else path.parent
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out, "the report directory")
     md, html = report.write(results, out)
     print(f"report: {md} and {html}")
     return EXIT_OK

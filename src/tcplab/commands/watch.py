@@ -14,6 +14,7 @@ import sys
 import time
 
 from tcplab import watch
+from tcplab.errors import Unavailable
 from tcplab.kernel.diag import SockDiag
 
 NAME = "watch"
@@ -51,7 +52,11 @@ def execute(args: argparse.Namespace) -> int:
     watch_filter = watch.WatchFilter.parse(port=args.port, pid=args.pid, states=args.state)
     tty = sys.stdout.isatty() and not args.json
     previous: watch.Snapshot | None = None
-    with SockDiag() as diag:
+    try:
+        diag = SockDiag()
+    except OSError as exc:  # a kernel without sock_diag (CONFIG_INET_DIAG): nothing to watch
+        raise Unavailable(f"cannot open sock_diag: {exc.strerror}") from None
+    with diag:
         try:
             while True:
                 started = time.monotonic()

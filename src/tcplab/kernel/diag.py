@@ -97,6 +97,17 @@ def port_bytecode(port: int) -> bytes:
     )
 
 
+def _dump_body(family: int, states: Iterable[TcpState] | None, port: int | None) -> bytes:
+    """A dump request of one family: the state mask (connection states if None) and, with
+    ``port``, the bytecode that makes the kernel keep only sockets with it at either end."""
+    mask = CONNECTION_STATES_MASK if states is None else kernel_mask(states)
+    body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask) + _pack_sockid(None, None, family)
+    if port is not None:
+        code = port_bytecode(port)
+        body += _RTATTR.pack(_RTATTR.size + len(code), INET_DIAG_REQ_BYTECODE) + code
+    return body
+
+
 class SockDiag:
     """One netlink socket to the kernel's sock_diag, in the caller's network namespace.
 
@@ -106,7 +117,11 @@ class SockDiag:
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
-        self._sock.bind((0, 0))
+        try:
+            self._sock.bind((0, 0))
+        except OSError:
+            self._sock.close()
+            raise
         self._seq = 0
         self._buffer = bytearray(_RECV_BUFFER)
         self._cache = _RecordCache()
@@ -156,14 +171,9 @@ class SockDiag:
         ``states=None`` means every connection state, as ``ss -ta`` shows them: bound sockets
         that never listened or connected (kernel state BOUND_INACTIVE) are left out.
         """
-        mask = CONNECTION_STATES_MASK if states is None else kernel_mask(states)
         records: list[SocketRecord] = []
         for family in families:
-            body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask) + _pack_sockid(None, None, family)
-            if port is not None:
-                code = port_bytecode(port)
-                body += _RTATTR.pack(_RTATTR.size + len(code), INET_DIAG_REQ_BYTECODE) + code
-            records.extend(self._request(body, dump=True))
+            records.extend(self._request(_dump_body(family, states, port), dump=True))
         return records
 
     def dump_state_inodes(
@@ -179,14 +189,9 @@ class SockDiag:
         decoding two fields instead of building a whole record is several times cheaper.
         Inode 0 means no process holds the socket (TIME_WAIT, orphans, request sockets).
         """
-        mask = CONNECTION_STATES_MASK if states is None else kernel_mask(states)
         pairs: list[tuple[TcpState, int]] = []
         for family in families:
-            body = _REQ_V2.pack(family, socket.IPPROTO_TCP, 0, mask)
-            body += _pack_sockid(None, None, family)
-            if port is not None:
-                code = port_bytecode(port)
-                body += _RTATTR.pack(_RTATTR.size + len(code), INET_DIAG_REQ_BYTECODE) + code
+            body = _dump_body(family, states, port)
             pairs.extend(self._request_parsed(body, True, _parse_state_inode))
         return pairs
 

@@ -6,9 +6,17 @@ import enum
 import ipaddress
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from tcplab.states import TcpState
+
+
+class _Named(Protocol):
+    """A stdlib or trio socket: what ``FourTuple.of`` needs of one."""
+
+    def getsockname(self) -> Any: ...
+
+    def getpeername(self) -> Any: ...
 
 
 @dataclass(frozen=True, order=True)
@@ -27,6 +35,12 @@ class Address:
         """From a Python socket address (``getsockname()``), IPv4 or IPv6."""
         return cls(str(ipaddress.ip_address(sockaddr[0])), int(sockaddr[1]))
 
+    @classmethod
+    def wildcard(cls, family: int) -> Address:
+        """``0.0.0.0:0`` or ``[::]:0``: the peer sock_diag and /proc report for a socket that
+        has none (a listener, a socket never connected)."""
+        return cls("::" if family == socket.AF_INET6 else "0.0.0.0", 0)
+
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
@@ -41,6 +55,11 @@ class FourTuple:
     @property
     def family(self) -> int:
         return self.local.family
+
+    @classmethod
+    def of(cls, sock: _Named) -> FourTuple:
+        """A connected socket's four-tuple, seen from its own end (OSError if it has no peer)."""
+        return cls(Address.of(sock.getsockname()), Address.of(sock.getpeername()))
 
     def reversed(self) -> FourTuple:
         """The same connection seen from the other end."""

@@ -45,6 +45,10 @@ def enter_private_netns(sysctls: Mapping[str, str | int] | None = None) -> str:
     Call it before any thread is started: a namespace is per thread, and threads started
     later inherit it.
     """
+    not_net = [name for name in sysctls or {} if not name.startswith("net.")]
+    if not_net:  # checked before the process moves: a wrong declaration changes nothing
+        raise ValueError(f"{', '.join(not_net)}: not per-namespace net.* sysctls; "
+                         "tcplab won't write them")
     if os.geteuid() != 0:
         raise Unavailable("a private network namespace needs root (CAP_SYS_ADMIN): run as root")
     host = _namespace_id()
@@ -59,11 +63,8 @@ def enter_private_netns(sysctls: Mapping[str, str | int] | None = None) -> str:
     _entered = private
     _loopback_up()
     for name, value in (sysctls or {}).items():
-        path = sysctl.path_of(name)
-        if not name.startswith("net."):
-            raise ValueError(f"{name} is not a per-namespace net.* sysctl: tcplab won't write it")
         try:
-            path.write_text(f"{value}\n")
+            sysctl.path_of(name).write_text(f"{value}\n")
         except FileNotFoundError:
             raise Unavailable(f"this kernel has no sysctl {name}") from None
     return private

@@ -49,7 +49,12 @@ class Child:
             preexec_fn=die_with_parent,
         )
         self.pid = self._popen.pid
-        self._pidfd = os.pidfd_open(self.pid)
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except OSError:  # never leave a child nobody can wait for
+            self._popen.kill()
+            self._popen.wait()
+            raise
         self.stdout: trio.lowlevel.FdStream | None = None
         if self._popen.stdout is not None:
             self.stdout = trio.lowlevel.FdStream(os.dup(self._popen.stdout.fileno()))
@@ -68,15 +73,26 @@ class Child:
     async def wait(self) -> int:
         """Wait for the exit (the pidfd turns readable) and reap it; return the exit status."""
         if self._popen.poll() is None:
-            await trio.lowlevel.wait_readable(self._pidfd)
+            if self._pidfd >= 0:
+                await trio.lowlevel.wait_readable(self._pidfd)
+            else:  # released by an ``aclose`` cancelled while it waited: poll instead
+                while self._popen.poll() is None:
+                    await trio.sleep(0.01)
         return self._popen.wait()
 
     async def aclose(self) -> None:
-        """Kill, reap and release everything; safe to call twice."""
+        """Kill, reap and release everything; safe to call twice.
+
+        The pidfd and the pipe are released even when the wait is cancelled (a caller's
+        deadline): the child is SIGKILLed already, and the fds must not outlive this call.
+        """
         self.kill()
-        await self.wait()
-        if self._pidfd >= 0:
-            os.close(self._pidfd)
-            self._pidfd = -1
-        if self.stdout is not None:
-            await self.stdout.aclose()
+        try:
+            await self.wait()
+        finally:
+            if self._pidfd >= 0:
+                os.close(self._pidfd)
+                self._pidfd = -1
+            if self.stdout is not None:
+                with trio.CancelScope(shield=True):
+                    await self.stdout.aclose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 import psutil
 
@@ -57,8 +58,6 @@ def _process_name(pid: int) -> str:
 
 def with_owners(records: Iterable[SocketRecord], pids: Iterable[int] | None = None) -> list[SocketRecord]:
     """The same records, each with the processes that hold it (inode 0: none)."""
-    from dataclasses import replace
-
     records = list(records)
     if not any(r.inode for r in records):
         return records
@@ -84,24 +83,29 @@ def fd_only_record(sock: socket.socket, end: FourTuple) -> SocketRecord:
     )
 
 
-def fd_only_tcp_sockets(known_inodes: set[int], pids: Iterable[int] | None = None) -> list[tuple[int, Owner]]:
-    """TCP sockets held by an fd but absent from the kernel's tables (``known_inodes``).
+def is_tcp_fd(pid: int, fd: int) -> bool:
+    """Whether ``/proc/PID/fd/FD`` is a TCP (v4 or v6) socket.
 
-    The protocol of a socket fd is in its ``system.sockprotoname`` extended attribute, so
-    this tells a dropped TCP socket from a UNIX or UDP one without holding it ourselves.
+    The protocol of a socket fd is in its ``system.sockprotoname`` extended attribute, so a
+    TCP socket is told from a UNIX, UDP or netlink one without holding or wrapping it.
     """
-    found: list[tuple[int, Owner]] = []
-    for inode, holders in socket_inodes(pids).items():
-        if inode in known_inodes:
-            continue
-        for owner in holders:
-            try:
-                proto = os.getxattr(f"/proc/{owner.pid}/fd/{owner.fd}", "system.sockprotoname")
-            except OSError:
-                continue
-            if proto.rstrip(b"\0") in (b"TCP", b"TCPv6"):
-                found.append((inode, owner))
-    return found
+    try:
+        name = os.getxattr(f"/proc/{pid}/fd/{fd}", "system.sockprotoname")
+    except OSError:  # closed meanwhile, not a socket, or a process we may not inspect
+        return False
+    return name.rstrip(b"\0") in (b"TCP", b"TCPv6")
+
+
+def fd_only_tcp_sockets(known_inodes: set[int], pids: Iterable[int] | None = None) -> list[tuple[int, Owner]]:
+    """TCP sockets held by an fd but absent from the kernel's tables (``known_inodes``):
+    a dropped (reset) or never-connected TCP socket, told from others by ``is_tcp_fd``."""
+    return [
+        (inode, owner)
+        for inode, holders in socket_inodes(pids).items()
+        if inode not in known_inodes
+        for owner in holders
+        if is_tcp_fd(owner.pid, owner.fd)
+    ]
 
 
 def netstat_counters() -> dict[str, int]:
@@ -157,9 +161,8 @@ def psutil_records() -> list[SocketRecord]:
     for conn in psutil.net_connections(kind="tcp"):
         if not conn.laddr:
             continue
-        family = conn.family
-        zero = "::" if family == socket.AF_INET6 else "0.0.0.0"
-        remote = Address(conn.raddr.ip, conn.raddr.port) if conn.raddr else Address(zero, 0)
+        remote = (Address(conn.raddr.ip, conn.raddr.port) if conn.raddr
+                  else Address.wildcard(conn.family))
         owners = (Owner(conn.pid, conn.fd),) if conn.pid is not None and conn.fd >= 0 else ()
         records.append(
             SocketRecord(

@@ -149,8 +149,12 @@ class Capture:
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         except PermissionError:
             raise Unavailable("capturing packets needs CAP_NET_RAW: run as root") from None
-        self._sock.bind((interface, ETH_P_ALL))
-        self._sock.setblocking(False)
+        try:
+            self._sock.bind((interface, ETH_P_ALL))
+            self._sock.setblocking(False)
+        except OSError as exc:  # no such interface here: say so, and keep no fd open
+            self._sock.close()
+            raise Unavailable(f"cannot capture on {interface}: {exc.strerror}") from None
         self.segments: list[Segment] = []
 
     def close(self) -> None:
