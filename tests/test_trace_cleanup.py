@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tcplab.kernel import trace
@@ -142,12 +143,17 @@ def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
                                "graceful-close", "--results", str(tmp_path)],
                               cwd=SRC.parent, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    before = set(trace.instances())
+
+    def ours() -> set[str]:
+        """Instances of the runner's own scenario children (the machine may run others)."""
+        kids = {p.pid for p in psutil.Process(runner.pid).children(recursive=True)}
+        return {n for n in trace.instances() if any(n.startswith(f"{trace.PREFIX}{k}-") for k in kids)}
+
     deadline = time.monotonic() + 15
-    while not set(trace.instances()) - before:
+    while not ours():
         assert runner.poll() is None and time.monotonic() < deadline, "no scenario started"
         time.sleep(0.02)
-    started = set(trace.instances()) - before
+    started = ours()
     os.killpg(runner.pid, signal.SIGINT)
     assert runner.wait(timeout=30) == 130
     assert not started & set(trace.instances())
