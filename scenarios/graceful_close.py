@@ -10,8 +10,9 @@ client drains and the connection ends. LAST_ACK is held by the client's full win
 
 from __future__ import annotations
 
-from tcplab import End, Lab, Scenario, SocketRecord, TcpState, TimerKind, Verdict, Verdicts
-from tcplab.expect import eventually, gone, holds, reaches
+from _leaves import leaves
+from tcplab import Lab, Scenario, SocketRecord, TcpState, TimerKind, Verdict, Verdicts
+from tcplab.expect import gone, holds, reaches
 from tcplab.states import check_path
 
 S = TcpState
@@ -42,7 +43,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     received = await client.read_eof()
     # Measured, not asserted: where the server's FIN took the client (TIME_WAIT, or gone if
     # the kernel skipped it), and whether the server, which closed second, ever had one.
-    await eventually(lambda: _left(client, S.FIN_WAIT2), what="the client to leave FIN_WAIT2")
+    await leaves(client, S.FIN_WAIT2)
     await gone(server)
     await client.close()  # closing the fd must change nothing: a timewait socket has none
     after_close = client.observe()
@@ -81,12 +82,6 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         client_state=_show(after_close), client_timewait_s=remaining, server_path=paths["server"],
         server_bytes_delivered=len(received), server_bytes_queued=queued,
     )
-
-
-def _left(end: End, state: TcpState) -> list[SocketRecord | None]:
-    """``[record]`` (truthy) once ``end`` is no longer in ``state``, gone included; else []."""
-    record = end.observe()
-    return [record] if record is None or record.state is not state else []
 
 
 def _show(record: SocketRecord | None) -> str:

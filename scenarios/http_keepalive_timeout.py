@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import httpx
 
+from _leaves import leaves
 from tcplab import (
     Connection,
-    End,
     Lab,
     Scenario,
     SocketRecord,
@@ -25,7 +25,7 @@ from tcplab import (
     Verdict,
     Verdicts,
 )
-from tcplab.expect import eventually, reaches
+from tcplab.expect import reaches
 from tcplab.httplab import HttpServer, four_tuple_of, running, socket_of
 
 S = TcpState
@@ -61,10 +61,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         await reaches(conn.server, S.FIN_WAIT2)
         await client.aclose()  # the pool closes its stale connection (or would, on next use)
         # Measured, not asserted: where each end went once the client's FIN was in.
-        tw = await eventually(lambda: _left(conn.server, S.FIN_WAIT2),
-                              what="the server's end to leave FIN_WAIT2")
-        await eventually(lambda: _left(conn.client, S.CLOSE_WAIT, S.LAST_ACK),
-                         what="the client's end to leave LAST_ACK")
+        tw = await leaves(conn.server, S.FIN_WAIT2)
+        await leaves(conn.client, S.CLOSE_WAIT, S.LAST_ACK)
         idle_closed = server.log.idle_closed
 
     # Contrast: the client closes its idle connection before the server's timeout.
@@ -72,16 +70,14 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
             httpx.AsyncClient() as client2:
         conn2 = await _one_request(lab, server2, client2)
         await client2.aclose()
-        tw2 = await eventually(lambda: _left(conn2.client, S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2),
-                               what="the client's end to leave FIN_WAIT2")
+        tw2 = await leaves(conn2.client, S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2)
         # the server read EOF and closed: LAST_ACK, then (on the client's last ACK) no state
-        await eventually(lambda: _left(conn2.server, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK),
-                         what="the server's end to leave LAST_ACK")
+        await leaves(conn2.server, S.ESTABLISHED, S.CLOSE_WAIT, S.LAST_ACK)
 
     def path(conn: Connection, label: str) -> list[str]:
         return [s.value if s else "gone" for s in conn.timeline.path(label)]
 
-    left, left2 = _timewait_s(tw[0]), _timewait_s(tw2[0])
+    left, left2 = _timewait_s(tw), _timewait_s(tw2)
     server_holds = left is not None and "TIME_WAIT" not in path(conn, "client")
     client_holds = left2 is not None and "TIME_WAIT" not in path(conn2, "server")
     paths = {"server_timeout": {e.label: path(conn, e.label) for e in conn.ends},
@@ -97,12 +93,6 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         paths=paths, server_timewait_s=left, contrast_client_timewait_s=left2,
         server_four_tuple=str(conn.server.four_tuple),
     )
-
-
-def _left(end: End, *states: TcpState) -> list[SocketRecord | None]:
-    """``[record]`` (truthy) once ``end`` is in none of ``states`` (gone included); else []."""
-    record = end.observe_all()
-    return [record] if record is None or record.state not in states else []
 
 
 def _timewait_s(record: SocketRecord | None) -> float | None:
