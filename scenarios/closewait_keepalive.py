@@ -1,4 +1,4 @@
-"""CLOSE_WAIT has no timer; keepalive clears it only when the peer is gone (C22, C23; 000, 003).
+"""CLOSE_WAIT has no timer; keepalive clears it only when the peer is gone (C22, C23; seeds 000, 003).
 
 Seed 003 says CLOSE_WAIT lasts at least two hours, so a hostile peer can pile such sockets
 up; seeds 000 and 003 say TCP keepalive lets the system clear CLOSE_WAIT sockets, sooner
