@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tcplab.kernel import trace
+from tcplab.states import TcpState
 
 pytestmark = [
     pytest.mark.root,
@@ -125,10 +126,15 @@ def test_concurrent_recorders_see_only_their_own_ports() -> None:
             with socket.create_connection(ls.getsockname()) as c:
                 ls.accept()[0].close()
                 c.close()
-        time.sleep(0.05)
         for recorder, ls in zip((one, two), listeners, strict=True):
             port = ls.getsockname()[1]
+            # Polled, not slept for: until both ends' last transition (to CLOSE, TIME_WAIT
+            # included) is in, so that every event of the connection is checked below.
             events = recorder.read()
+            deadline = time.monotonic() + 5
+            while sum(e.new is TcpState.CLOSED for e in events) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+                events += recorder.read()
             assert events, "no event traced"
             assert all(port in (e.sport, e.dport) for e in events), events
             ls.close()
