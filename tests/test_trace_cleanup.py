@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -52,10 +53,29 @@ def _script(tmp_path: Path, body: str, timeout: float = 10.0) -> Path:
     return path
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap() -> Iterator[None]:
+    """Whatever a test asserted, no probe it started outlives it, nor its tracefs instance."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if _mine(proc.pid):
+            with trace.TransitionRecorder():  # sweeps the instances of dead processes
+                pass
+
+
 def _start(script: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.Popen([sys.executable, str(script), "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(script), "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _mine(pid: int) -> list[str]:
@@ -148,6 +168,7 @@ def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
                                "graceful-close", "--results", str(tmp_path)],
                               cwd=SRC.parent, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _STARTED.append(runner)  # reaped with its group if a check fails
     before = set(trace.instances())
     deadline = time.monotonic() + 15
     while not set(trace.instances()) - before:
