@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tcplab.kernel import trace
@@ -161,6 +162,15 @@ def test_concurrent_recorders_see_only_their_own_ports() -> None:
     assert not [n for n in trace.instances() if n.startswith(f"{trace.PREFIX}{os.getpid()}-")]
 
 
+def _instances_of_children(pid: int) -> set[str]:
+    """The tcplab tracefs instances of ``pid``'s descendants (named after their pid)."""
+    try:
+        pids = {str(p.pid) for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+    return {n for n in trace.instances() if n.removeprefix(trace.PREFIX).split("-", 1)[0] in pids}
+
+
 def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
     """Ctrl-C in a terminal signals the whole process group: the runner and every scenario."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -169,12 +179,11 @@ def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
                               cwd=SRC.parent, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _STARTED.append(runner)  # reaped with its group if a check fails
-    before = set(trace.instances())
+    # Only the runner's own scenarios' instances: on a shared host other runs make theirs.
     deadline = time.monotonic() + 15
-    while not set(trace.instances()) - before:
+    while not (started := _instances_of_children(runner.pid)):
         assert runner.poll() is None and time.monotonic() < deadline, "no scenario started"
         time.sleep(0.02)
-    started = set(trace.instances()) - before
     os.killpg(runner.pid, signal.SIGINT)
     assert runner.wait(timeout=30) == 130
     assert not started & set(trace.instances())
