@@ -115,7 +115,9 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
     async with trio.open_nursery() as nursery:
         cancel = trio.CancelScope()
         nursery.start_soon(watch, cancel)
-        with trio.fail_after(expected_s + 5):
+        # A deadline, measured rather than raised: a keepalive that never gives up is a
+        # result the verdicts must be able to state (errno stays 0, detected_s the wait).
+        with trio.move_on_after(expected_s + 5):
             found.errno = await client.recv_error()
         found.detected_s = lab.clock() - last_activity
         cancel.cancel()
@@ -125,12 +127,11 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
     found.after = "gone" if after is None else after.state.value + (" (fd only)" if after.fd_only
                                                                     else "")
     found.peer_after = "gone" if peer is None else peer.state.value
-    if found.errno != errno.ETIMEDOUT:
-        raise ExpectationFailed(f"recv failed with {found.errno_name}, not ETIMEDOUT: "
-                                f"{found.to_json()}")
     return found
 
 
 def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float = 1.0) -> bool:
-    """Did the kernel give up when idle + interval x probes predicts (timer granularity)?"""
-    return found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after
+    """Did the kernel give up (ETIMEDOUT) when idle + interval x probes predicts (timer
+    granularity)?"""
+    return (found.errno == errno.ETIMEDOUT
+            and found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tcplab import Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
+from tcplab import Connection, Lab, Scenario, SocketRecord, TcpState, TimerKind, Verdict, Verdicts
 from tcplab.expect import ExpectationFailed, gone, holds, reaches
 from tcplab.isolated import run_isolated
 from tcplab.kernel import sysctl
@@ -66,23 +66,31 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     for conn in (orphan, lingering, half):  # the peers never close: CLOSE_WAIT stays
         await reaches(conn.server, S.CLOSE_WAIT)
 
-    timed = {TimerKind.TIMEWAIT, TimerKind.KEEPALIVE}  # the FIN_WAIT2 timer, as sock_diag names it
-    if fw_orphan.timer.kind not in timed or fw_linger.timer.kind not in timed:
-        raise ExpectationFailed(
-            f"orphaned FIN_WAIT2 without a timer: {fw_orphan.describe()} / {fw_linger.describe()}"
-        )
+    # Measured, not asserted (C25 says there is no timeout): the orphans' timers, and whether
+    # and when they left the tables; None if still there well after their timeout.
+    async def lifetime(conn: Connection, limit: float) -> float | None:
+        try:
+            await gone(conn.client, timeout=max(0.0, start + limit - lab.clock()))
+        except ExpectationFailed:
+            return None
+        return lab.clock() - start
 
-    await gone(lingering.client, timeout=LINGER2 + SLACK + 1)
-    linger_life = lab.clock() - start
-    await gone(orphan.client, timeout=FIN_TIMEOUT + SLACK + 1)
-    orphan_life = lab.clock() - start
+    linger_life = await lifetime(lingering, LINGER2 + SLACK + 1)
+    orphan_life = await lifetime(orphan, FIN_TIMEOUT + SLACK + 1)
     # The half-closed one must outlive the fin timeout by a clear margin, timer-less.
     rest = max(0.0, start + FIN_TIMEOUT + SLACK - lab.clock())
-    last = await holds(half.client, S.FIN_WAIT2, for_=rest)
+    try:
+        last: SocketRecord | None = await holds(half.client, S.FIN_WAIT2, for_=rest)
+    except ExpectationFailed:  # it left FIN_WAIT2: measured, the verdicts say so
+        last = None
     half_life = lab.clock() - start
-    open_persists = fw_half.timer.kind is TimerKind.OFF and last.timer.kind is TimerKind.OFF
-    orphan_times_out = abs(orphan_life - FIN_TIMEOUT) <= SLACK
-    linger_times_out = abs(linger_life - LINGER2) <= SLACK
+    open_persists = (fw_half.timer.kind is TimerKind.OFF and last is not None
+                     and last.timer.kind is TimerKind.OFF)
+    timed = {TimerKind.TIMEWAIT, TimerKind.KEEPALIVE}  # the FIN_WAIT2 timer, as sock_diag names it
+    orphan_times_out = (fw_orphan.timer.kind in timed and orphan_life is not None
+                        and abs(orphan_life - FIN_TIMEOUT) <= SLACK)
+    linger_times_out = (fw_linger.timer.kind in timed and linger_life is not None
+                        and abs(linger_life - LINGER2) <= SLACK)
 
     # TIME_WAIT with fin_timeout = 3 s: a plain active close, and an orphan whose FIN_WAIT2
     # receives the peer's FIN before its 3 s run out.
@@ -105,7 +113,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         "fin_timeout_s": FIN_TIMEOUT, "linger2_s": LINGER2,
         "orphan_timer": str(fw_orphan.timer), "linger2_orphan_timer": str(fw_linger.timer),
         "half_closed_timer": str(fw_half.timer),
-        "orphan_lifetime_s": round(orphan_life, 3), "linger2_lifetime_s": round(linger_life, 3),
+        "orphan_lifetime_s": _round(orphan_life), "linger2_lifetime_s": _round(linger_life),
         "half_closed_seen_for_s": round(half_life, 3),
     }
     verdicts.note("fin_wait2", figures)
@@ -116,9 +124,12 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.record(
         "C25", c25,
         f"an orphaned FIN_WAIT2 (close() called) had a {fw_orphan.timer.kind.value} timer and was "
-        f"dropped after {orphan_life:.2f} s (tcp_fin_timeout {FIN_TIMEOUT} s); a half-closed one "
-        f"(shutdown, fd open) had {'no timer' if open_persists else fw_half.timer} and was still "
-        f"FIN_WAIT2 after {half_life:.2f} s: only sockets the application still holds wait forever",
+        f"dropped after {_secs(orphan_life)} (tcp_fin_timeout {FIN_TIMEOUT} s); a half-closed one "
+        f"(shutdown, fd open) had {'no timer' if open_persists else fw_half.timer} and "
+        + (f"was still FIN_WAIT2 after {half_life:.2f} s" if last is not None
+           else f"left FIN_WAIT2 within {half_life:.2f} s")
+        + (": only sockets the application still holds wait forever"
+           if c25 is Verdict.PARTLY else ""),
         **figures,
     )
     if orphan_times_out and linger_times_out:
@@ -127,8 +138,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         c26 = Verdict.REFUTED
     verdicts.record(
         "C26", c26,
-        f"tcp_fin_timeout={FIN_TIMEOUT}: the orphan left FIN_WAIT2 after {orphan_life:.2f} s; "
-        f"TCP_LINGER2={LINGER2} overrode it per socket ({linger_life:.2f} s); but a socket closed "
+        f"tcp_fin_timeout={FIN_TIMEOUT}: the orphan left FIN_WAIT2 after {_secs(orphan_life)}; "
+        f"TCP_LINGER2={LINGER2} overrode it per socket ({_secs(linger_life)}); but a socket closed "
         f"with shutdown() whose fd stays open is not bound by it ({half_life:.2f} s and counting)",
         **figures,
     )
@@ -141,6 +152,14 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         time_wait_timer_s_fin3=[round(t, 3) for t in tw_here],
         time_wait_timer_s_default=round(tw_default, 3), default_fin_timeout=fresh["fin_timeout"],
     )
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)
+
+
+def _secs(seconds: float | None) -> str:
+    return "never (still there)" if seconds is None else f"{seconds:.2f} s"
 
 
 if __name__ == "__main__":

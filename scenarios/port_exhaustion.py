@@ -76,9 +76,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     states += [(await passive_close_unanswered(c)).state for c in held[half:]]
     if states.count(S.TIME_WAIT) != half or states.count(S.CLOSE_WAIT) != len(held) - half:
         raise ExpectationFailed(f"expected {half} TIME_WAIT and the rest CLOSE_WAIT: {states}")
+    # Measured, not asserted: whether TIME_WAIT/CLOSE_WAIT holders block connect() is C16.
     again, err_mixed = await try_connect(lab, a)
-    if again is not None:
-        raise ExpectationFailed("connect() to A worked though TIME_WAIT/CLOSE_WAIT hold every port")
     other2, err_b2 = await try_connect(lab, b)
     b_port_2 = other2.client.four_tuple.local.port if other2 else None
 
@@ -101,10 +100,13 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.record(
         "C16", c16,
         f"{ports} usable ports: connect() to A failed with {errno_name(err_established)} once "
-        f"they were ESTABLISHED, and with {errno_name(err_mixed)} once held by {half} TIME_WAIT "
-        f"and {len(held) - half} CLOSE_WAIT; meanwhile listener B accepted from the same range "
-        f"({errno_name(err_b1)}, {errno_name(err_b2)}; port {b_port_1} also serves A): "
-        + ("the limit is per destination four-tuple, not the host's" if per_destination
+        f"they were ESTABLISHED, and "
+        + (f"with {errno_name(err_mixed)}" if again is None else "did NOT fail (it connected)")
+        + f" once held by {half} TIME_WAIT and {len(held) - half} CLOSE_WAIT; meanwhile "
+        f"listener B accepted from the same range ({errno_name(err_b1)}, {errno_name(err_b2)}; "
+        f"port {b_port_1} also serves A): "
+        + ("TIME_WAIT and CLOSE_WAIT did not exhaust the ports" if not exhausted
+           else "the limit is per destination four-tuple, not the host's" if per_destination
            else "the host as a whole was out of ports"),
         **figures,
     )

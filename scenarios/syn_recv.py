@@ -14,7 +14,7 @@ client that never sends the handshake's third segment. Two measurements here:
 
 from __future__ import annotations
 
-from tcplab import End, Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
+from tcplab import End, Lab, Scenario, SocketRecord, TcpState, TimerKind, Verdict, Verdicts
 from tcplab.expect import ExpectationFailed, holds, path_seen, reaches
 
 S = TcpState
@@ -51,11 +51,14 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     conn = lab.track(client, server)
     await client.connected()  # the client got the SYN-ACK and sent its ACK: ESTABLISHED
     await reaches(client, S.ESTABLISHED)
-    request = await holds(server, S.SYN_RECV, for_=HOLD, mark=True)  # observes the client as well
+    # Measured, not asserted: whether SYN_RECV lasts although the final ACK was sent is
+    # the half of C07 this part judges (the hold observes the client as well).
+    try:
+        request: SocketRecord | None = await holds(server, S.SYN_RECV, for_=HOLD, mark=True)
+    except ExpectationFailed:
+        request = None
     client_now = client.observe()
-    if client_now is None or client_now.state is not S.ESTABLISHED:
-        raise ExpectationFailed(f"the client left ESTABLISHED while the server was SYN_RECV: {client_now}")
-    if request.inode != 0:
+    if request is not None and request.inode != 0:
         raise ExpectationFailed(f"expected a request socket (no inode); kernel: {request.describe()}")
     queue = listener.observe()
     queued = queue.recv_q if queue else None
@@ -67,21 +70,26 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     if data != b"hello":
         raise ExpectationFailed(f"expected the client's data on the accepted socket, got {data!r}")
     await holds(server, S.ESTABLISHED, for_=0.1)
-    path_seen(server, S.SYN_RECV, S.ESTABLISHED)
     path_seen(client, S.ESTABLISHED)
 
     short = ordinary_s < HOLD / 2  # a generous bound: the process may be descheduled
-    held = request.state is S.SYN_RECV and client_now.state is S.ESTABLISHED
-    synack_timer = request.timer.kind is TimerKind.RETRANSMIT
+    held = (request is not None and client_now is not None
+            and client_now.state is S.ESTABLISHED)
+    synack_timer = request is not None and request.timer.kind is TimerKind.RETRANSMIT
+    timer = str(request.timer) if request is not None else None
     verdicts.record(
         "C07", Verdict.PARTLY if short and held else Verdict.of(short),
         f"an ordinary handshake left SYN_RECV within {ordinary_s * 1000:.2f} ms (server path "
-        f"{' -> '.join(ordinary_path)}), but with TCP_DEFER_ACCEPT the server side stayed SYN_RECV "
-        f"for {HOLD} s (timer {request.timer}) while the client, which had sent its final ACK, "
-        "was ESTABLISHED: withholding the ACK is not the only way to see SYN_RECV",
+        f"{' -> '.join(ordinary_path)}), "
+        + (f"but with TCP_DEFER_ACCEPT the server side stayed SYN_RECV for {HOLD} s (timer "
+           f"{timer}) while the client, which had sent its final ACK, was ESTABLISHED: "
+           "withholding the ACK is not the only way to see SYN_RECV" if held else
+           f"and TCP_DEFER_ACCEPT did not keep it in SYN_RECV for {HOLD} s (server path "
+           f"{' -> '.join(s.value if s else 'gone' for s in conn.timeline.path('server'))})"),
         ordinary_established_after_s=round(ordinary_s, 6), ordinary_server_path=ordinary_path,
-        deferred_held_s=HOLD, deferred_request_timer=str(request.timer),
-        synack_retransmit_timer=synack_timer, client_state_meanwhile=client_now.state.value,
+        deferred_held_s=HOLD if held else None, deferred_request_timer=timer,
+        synack_retransmit_timer=synack_timer,
+        client_state_meanwhile=client_now.state.value if client_now else "gone",
         accept_queue_while_deferred=queued,
     )
 

@@ -165,7 +165,7 @@ import json
 from pathlib import Path
 
 from tcplab import Lab, Scenario, TcpState, Verdicts
-from tcplab.expect import holds
+from tcplab.expect import holds, reaches
 
 HERE = Path(__file__).parent
 scenario = Scenario(id="{id}", title="leaks and {how}", claims=("C01",), timeout={timeout})
@@ -180,6 +180,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         conn.server.leak()
     half = await lab.connect(listener)
     await half.client.send_eof()
+    await reaches(half.server, TcpState.CLOSE_WAIT)  # the FIN is in: CLOSE_WAIT is held below
     child = await lab.spawn({child!r})
     ends = [e for c in lab.connections for e in c.ends]
     tuples = [[str(listener.address), str(listener.four_tuple.remote)]]
@@ -201,6 +202,16 @@ def write_scenario(directory: Path, *, id: str, how: str, hold: str, hold_for: f
     path.write_text(textwrap.dedent(LEAKY).format(id=id, how=how, hold=hold, hold_for=hold_for,
                                                  timeout=timeout, child=STUBBORN_CHILD))
     return path
+
+
+def _holding(directory: Path) -> bool:
+    """True once the leaky scenario wrote its child's pid and holds a CLOSE_WAIT socket."""
+    try:
+        int((directory / "child").read_text())
+        tuples = read_tuples(directory)
+    except (OSError, ValueError):  # not written yet, or being written
+        return False
+    return any(r.state is TcpState.CLOSE_WAIT for r in held_records(tuples))
 
 
 def read_tuples(directory: Path) -> set[tuple[str, str]]:
@@ -256,11 +267,12 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: 
     )
     try:
         deadline = time.monotonic() + 60
-        while not (scenarios / "child").exists():
+        # Polled, not slept: the child's pid written in full and the half-closed server end
+        # in CLOSE_WAIT (the state the scenario then holds) before the interrupt.
+        while not _holding(scenarios):
             assert runner.poll() is None, runner.communicate()
             assert time.monotonic() < deadline, "the scenario never started holding"
             time.sleep(0.05)
-        time.sleep(0.3)  # let it settle into holds()
         family = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
         tuples = read_tuples(scenarios)
         assert len(held_records(tuples)) == 9  # a listener and four pairs

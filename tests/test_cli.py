@@ -117,23 +117,29 @@ def test_killing_the_runner_kills_its_scenarios(tmp_path: Path) -> None:
                                "--results", str(tmp_path / "out")], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     me = psutil.Process(runner.pid)
-    deadline = time.monotonic() + 10
     family: list[psutil.Process] = []
-    while time.monotonic() < deadline:  # wait for the scenario and its child
-        family = me.children(recursive=True)
-        if len(family) >= 2:
-            break
-        time.sleep(0.01)
-    assert len(family) >= 2, "the scenario never started its child"
-    os.kill(runner.pid, signal.SIGKILL)
-    runner.wait()
-    # A zombie has closed its fds; it only waits for a reaper (PID 1 may not reap here).
-    deadline = time.monotonic() + 2
-    running = family
-    while running and time.monotonic() < deadline:
-        time.sleep(0.02)
-        running = [p for p in family if _running(p)]
-    assert not running, f"left running: {running}"
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # wait for the scenario and its child
+            family = me.children(recursive=True)
+            if len(family) >= 2:
+                break
+            time.sleep(0.01)
+        assert len(family) >= 2, "the scenario never started its child"
+        os.kill(runner.pid, signal.SIGKILL)
+        runner.wait()
+        # A zombie has closed its fds; it only waits for a reaper (PID 1 may not reap here).
+        deadline = time.monotonic() + 2
+        running = family
+        while running and time.monotonic() < deadline:
+            time.sleep(0.02)
+            running = [p for p in family if _running(p)]
+        assert not running, f"left running: {running}"
+    finally:  # whatever failed above, nothing this test started outlives it
+        for proc in [*family, me]:
+            if _running(proc):
+                proc.kill()
+        runner.wait()
 
 
 def _running(proc: object) -> bool:

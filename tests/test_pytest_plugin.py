@@ -44,7 +44,6 @@ async def test_server_forgets_to_close():
         f.write(f"{server.getsockname()[0]}:{server.getsockname()[1]} -> "
                 f"{server.getpeername()[0]}:{server.getpeername()[1]} {server.fileno()}")
     client.close()  # the peer closes ...
-    await trio.sleep(0.05)
     assert await server.recv(10) == b""  # ... the server reads end-of-file ...
     KEEP.append(server)  # ... and returns without close(): CLOSE_WAIT
 

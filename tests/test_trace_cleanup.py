@@ -14,12 +14,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tcplab.kernel import trace
+from tcplab.states import TcpState
 
 pytestmark = [
     pytest.mark.root,
@@ -52,10 +54,29 @@ def _script(tmp_path: Path, body: str, timeout: float = 10.0) -> Path:
     return path
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def _reap() -> Iterator[None]:
+    """Whatever a test asserted, no probe it started outlives it, nor its tracefs instance."""
+    yield
+    while _STARTED:
+        proc = _STARTED.pop()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if _mine(proc.pid):
+            with trace.TransitionRecorder():  # sweeps the instances of dead processes
+                pass
+
+
 def _start(script: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.Popen([sys.executable, str(script), "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, str(script), "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    _STARTED.append(proc)
+    return proc
 
 
 def _mine(pid: int) -> list[str]:
@@ -126,14 +147,28 @@ def test_concurrent_recorders_see_only_their_own_ports() -> None:
             with socket.create_connection(ls.getsockname()) as c:
                 ls.accept()[0].close()
                 c.close()
-        time.sleep(0.05)
         for recorder, ls in zip((one, two), listeners, strict=True):
             port = ls.getsockname()[1]
+            # Polled, not slept for: until both ends' last transition (to CLOSE, TIME_WAIT
+            # included) is in, so that every event of the connection is checked below.
             events = recorder.read()
+            deadline = time.monotonic() + 5
+            while sum(e.new is TcpState.CLOSED for e in events) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+                events += recorder.read()
             assert events, "no event traced"
             assert all(port in (e.sport, e.dport) for e in events), events
             ls.close()
     assert not [n for n in trace.instances() if n.startswith(f"{trace.PREFIX}{os.getpid()}-")]
+
+
+def _instances_of_children(pid: int) -> set[str]:
+    """The tcplab tracefs instances of ``pid``'s descendants (named after their pid)."""
+    try:
+        pids = {str(p.pid) for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+    return {n for n in trace.instances() if n.removeprefix(trace.PREFIX).split("-", 1)[0] in pids}
 
 
 def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
@@ -143,17 +178,12 @@ def test_ctrl_c_on_the_runner_leaves_no_instance(tmp_path: Path) -> None:
                                "graceful-close", "--results", str(tmp_path)],
                               cwd=SRC.parent, env=env, start_new_session=True,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def ours() -> set[str]:
-        """Instances of the runner's own scenario children (the machine may run others)."""
-        kids = {p.pid for p in psutil.Process(runner.pid).children(recursive=True)}
-        return {n for n in trace.instances() if any(n.startswith(f"{trace.PREFIX}{k}-") for k in kids)}
-
+    _STARTED.append(runner)  # reaped with its group if a check fails
+    # Only the runner's own scenarios' instances: on a shared host other runs make theirs.
     deadline = time.monotonic() + 15
-    while not ours():
+    while not (started := _instances_of_children(runner.pid)):
         assert runner.poll() is None and time.monotonic() < deadline, "no scenario started"
         time.sleep(0.02)
-    started = ours()
     os.killpg(runner.pid, signal.SIGINT)
     assert runner.wait(timeout=30) == 130
     assert not started & set(trace.instances())

@@ -6,11 +6,13 @@ deaf socket must not receive, and a SYN-only listener must never complete a hand
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import os
 import socket
 import struct
 import sys
+import termios
 import time
 from pathlib import Path
 from types import ModuleType
@@ -58,9 +60,19 @@ def test_deaf_socket_receives_nothing() -> None:
         filters.deafen(server)
         client.sendall(b"hello")
         server.setblocking(False)
-        time.sleep(0.1)
-        with pytest.raises(BlockingIOError):
-            server.recv(10)
+        # Held, polled: for 0.2 s nothing is readable, and the bytes stay unacknowledged in
+        # the client's send queue (dropped by the filter, not merely late).
+        deadline = time.monotonic() + 0.2
+        while time.monotonic() < deadline:
+            with pytest.raises(BlockingIOError):
+                server.recv(10)
+            assert _outq(client) == len(b"hello")
+            time.sleep(0.02)
+
+
+def _outq(sock: socket.socket) -> int:
+    """Bytes in ``sock``'s send queue, unsent or unacknowledged (SIOCOUTQ)."""
+    return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
 def test_syn_only_listener_never_completes_a_handshake() -> None:
@@ -69,9 +81,11 @@ def test_syn_only_listener_never_completes_a_handshake() -> None:
         filters.accept_only_syns(listener)
         with socket.create_connection(listener.getsockname(), timeout=1):
             listener.setblocking(False)
-            time.sleep(0.1)
-            with pytest.raises(BlockingIOError):  # the final ACK was dropped: nothing to accept
-                listener.accept()
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:  # held, polled: the final ACK was dropped
+                with pytest.raises(BlockingIOError):
+                    listener.accept()
+                time.sleep(0.02)
 
 
 @pytest.mark.root

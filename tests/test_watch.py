@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tcplab.kernel.diag import SockDiag
 from tcplab.scenario import REQUIREMENTS
 from tcplab.states import TcpState
 
@@ -51,6 +52,17 @@ def nonzero(states: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in states.items() if v}
 
 
+def settled(port: int, wanted: dict[str, int], timeout: float = 5.0) -> None:
+    """Poll the kernel until ``port``'s sockets are in ``wanted`` states (FINs are processed
+    just after close() returns); on the deadline, let the test's assertions show the rest."""
+    deadline = time.monotonic() + timeout
+    with SockDiag() as diag:
+        while dict(Counter(r.state.value for r in diag.dump(port=port))) != wanted:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+
+
 def tcplab(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "tcplab", "watch", *args], capture_output=True,
                           text=True, timeout=60, check=False)
@@ -76,7 +88,18 @@ BUSY_NETNS = textwrap.dedent('''
         c, s = pair(i); c.close(); keep.append(s)
     for i in range(10):  # connections queued, never accepted: ESTABLISHED, no owner yet
         keep.append(socket.create_connection(listeners[0].getsockname()))
-    import time; time.sleep(0.2)  # loopback FINs are processed within microseconds
+    # Loopback FINs are processed in softirq context just after close() returns: poll the
+    # kernel until every state is in place (5 s deadline) instead of sleeping and hoping.
+    import time
+    from collections import Counter
+    from tcplab.kernel.diag import SockDiag
+    wanted = {"LISTEN": 3, "ESTABLISHED": 180, "CLOSE_WAIT": 50, "FIN_WAIT2": 50, "TIME_WAIT": 120}
+    deadline = time.monotonic() + 5
+    with SockDiag() as diag:
+        while dict(Counter(r.state.value for r in diag.dump())) != wanted:
+            if time.monotonic() > deadline:
+                break  # the assertions below show what the kernel holds
+            time.sleep(0.002)
     watch = subprocess.run([sys.executable, "-m", "tcplab", "watch", "--once", "--json"],
                            capture_output=True, text=True, check=True).stdout
     ss = subprocess.run([sys.argv[1], "-tan"], capture_output=True, text=True, check=True).stdout
@@ -126,7 +149,8 @@ def busy_port() -> Iterator[tuple[int, list[socket.socket]]]:
         client, server = pair()
         client.close()
         keep.append(server)
-    time.sleep(0.1)
+    settled(port, {"LISTEN": 1, "ESTABLISHED": 40, "CLOSE_WAIT": 15, "FIN_WAIT2": 15,
+                   "TIME_WAIT": 30})
     try:
         yield port, keep
     finally:
