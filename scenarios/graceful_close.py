@@ -61,7 +61,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.record(
         "C02", Verdict.of(textbook),
         f"active closer {' -> '.join(paths['client'])}, passive side "
-        f"{' -> '.join(paths['server'])} (FIN_WAIT1 lasts microseconds on loopback: see the "
+        f"{' -> '.join(paths['server'])} (FIN_WAIT1 lasts until the peer's delayed ACK, a few ms on loopback: see the "
         "FIN_WAIT1 scenario)",
         paths=paths,
     )

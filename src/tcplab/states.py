@@ -9,7 +9,7 @@ Rules of this file, in the manner of h11's ``_state.py``:
   folds them.
 * ``TRANSITIONS`` is the whole diagram: one row per arrow, with the event that moves it.
   Nothing else in tcplab decides which moves are legal.
-* A polled observer can miss short states (FIN_WAIT1 lasts microseconds on loopback), so a
+* A polled observer can miss short states (FIN_WAIT2 can last microseconds, see C05), so a
   path is checked either strictly (every step one arrow: a trace of the kernel's own
   transitions) or loosely (every step reachable: a series of snapshots).
 """
