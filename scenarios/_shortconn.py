@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import trio
 
-from tcplab import TcpState
+from tcplab import End, Lab, TcpState
+from tcplab.expect import reaches
 from tcplab.kernel.diag import SockDiag
 
 REQUEST = b"GET-ITEM 42\n"
@@ -121,3 +122,31 @@ def count_time_wait(port: int | None = None, *, local_ports: frozenset[int] | No
     if local_ports is None:
         return len(records)
     return sum(1 for r in records if r.four_tuple.local.port in local_ports)
+
+
+async def drawn_example(lab: Lab, *, requests: int, closer: str) -> None:
+    """One connection of the kind a scenario measures in bulk, made through the lab so that
+    its report can draw it: ``requests`` request/response exchanges, then ``closer``
+    ("client" or "server") closes first and ends in TIME_WAIT. The bulk itself runs on plain
+    sockets: thousands of connections are too many to trace one by one."""
+    conn = await lab.connect()
+    for _ in range(requests):
+        await conn.client.send(REQUEST)
+        await _receive(conn.server, len(REQUEST))
+        await conn.server.send(RESPONSE)
+        await _receive(conn.client, len(RESPONSE))
+    first, second = (conn.client, conn.server) if closer == "client" else (conn.server, conn.client)
+    await first.close()
+    await second.read_eof()
+    await second.close()
+    await reaches(first, TcpState.TIME_WAIT)
+
+
+async def _receive(end: End, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = await end.recv(size - len(data))
+        if not chunk:
+            raise EOFError(f"{end.label}: end of file after {len(data)} of {size} bytes")
+        data += chunk
+    return data

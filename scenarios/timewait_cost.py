@@ -23,6 +23,7 @@ import trio
 from _shortconn import (
     Timing,
     count_time_wait,
+    drawn_example,
     median,
     open_listener,
     repeat,
@@ -122,6 +123,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         verdict = Verdict.REFUTED
     memory = f"; they hold {size} bytes each ({size * present[20000] / 1e6:.1f} MB for " \
         f"{present[20000]})" if size else ""
+    # Drawn in the report: one measured connection, server closing first.
+    await drawn_example(lab, requests=0, closer="server")
     verdicts.record(
         "C15", verdict,
         f"a short connection cost {wall[0]:.0f} us wall / {cpu[0]:.0f} us CPU (median "

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 
-from _shortconn import client_closes_first, count_time_wait, open_listener, repeat
+from _shortconn import client_closes_first, count_time_wait, drawn_example, open_listener, repeat
 from tcplab import Lab, Scenario, Verdict, Verdicts
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
@@ -53,6 +53,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     piles_up = short["time_wait"] >= REQUESTS * 0.99 and kept["time_wait"] <= 1
     fewer_segments = short["segments_per_request"] > kept["segments_per_request"]
     tw_ratio = short["time_wait"] / max(kept["time_wait"], 1)
+    # Drawn in the report: one connection of each kind (the bulk ran on plain sockets).
+    await drawn_example(lab, requests=1, closer="client")
+    await drawn_example(lab, requests=3, closer="client")
     verdicts.record(
         "C17", Verdict.of(piles_up and fewer_segments),
         f"{REQUESTS} requests left {short['time_wait']:.0f} TIME_WAIT sockets with one "

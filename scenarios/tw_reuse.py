@@ -20,6 +20,7 @@ from typing import Any
 
 import trio
 
+from _shortconn import drawn_example
 from tcplab import Lab, Scenario, TcpState, Verdict, Verdicts
 from tcplab.expect import ExpectationFailed
 from tcplab.isolated import run_isolated
@@ -153,6 +154,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         after = r["succeeded_after_s"]
         return f"{name}: {r['first_try']} first, reused a TIME_WAIT port after {after} s"
 
+    # Drawn in the report: how each port the probes fill gets its TIME_WAIT (the probes
+    # themselves run in namespaces of their own).
+    await drawn_example(lab, requests=0, closer="client")
     verdicts.record(
         "C28", verdict,
         "; ".join(show(n) for n in SETTINGS)
