@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,10 +101,9 @@ def test_no_namespace_outlives_ctrl_c(tmp_path: Path) -> None:
     try:
         while not namespace:  # the scenario's child, once it has left the host's namespace
             assert runner.poll() is None and time.monotonic() < deadline, "no namespace appeared"
-            for child in subprocess.run(["pgrep", "-P", str(runner.pid)], capture_output=True,
-                                        text=True, check=False).stdout.split():
+            for child in psutil.Process(runner.pid).children():
                 try:
-                    held = os.readlink(f"/proc/{child}/ns/net")
+                    held = os.readlink(f"/proc/{child.pid}/ns/net")
                 except OSError:
                     continue
                 if held != host:
