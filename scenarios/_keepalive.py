@@ -24,7 +24,7 @@ import trio
 
 from _filters import deafen
 from tcplab import Connection, Lab, TcpState, TimerKind
-from tcplab.expect import ExpectationFailed
+from tcplab.expect import ExpectationFailed, eventually
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
 
@@ -81,12 +81,11 @@ async def quiet_exchange(lab: Lab, conn: Connection) -> float:
     if await conn.client.recv() != b"pong":
         raise ExpectationFailed("the client did not receive the reply")
     last_activity = lab.clock()
-    with trio.fail_after(2):
-        while True:  # polling the kernel: nothing to wait on but its tables
-            rec = conn.server.observe()
-            if rec is not None and rec.send_q == 0:
-                break
-            await trio.sleep(0.002)
+    def all_acked() -> bool:
+        record = conn.server.observe()
+        return record is not None and record.send_q == 0
+
+    await eventually(all_acked, timeout=2, what="the server's reply acknowledged (Send-Q 0)")
     return last_activity
 
 

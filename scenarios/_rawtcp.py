@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from types import TracebackType
 
-import trio
+from tcplab.expect import within as expect_within
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"))
@@ -83,12 +83,8 @@ class RawTcp:
     ) -> Segment | None:
         """The first segment ``sport`` -> ``dport`` with all of ``flags``, seen after the first
         ``after`` ones, within ``within`` seconds; None if none came."""
-        with trio.move_on_after(within):
-            while True:
-                for segment in self.segments()[after:]:
-                    if (segment.sport, segment.dport) == (sport, dport) and (
-                        segment.flags & flags == flags
-                    ):
-                        return segment
-                await trio.sleep(0.002)
-        return None
+        def first() -> Segment | None:
+            return next((s for s in self.segments()[after:]
+                         if (s.sport, s.dport) == (sport, dport) and s.flags & flags == flags), None)
+
+        return await expect_within(first, timeout=within)

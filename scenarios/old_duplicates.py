@@ -42,7 +42,7 @@ from tcplab import (
     Verdict,
     Verdicts,
 )
-from tcplab.expect import ExpectationFailed, gone, reaches
+from tcplab.expect import ExpectationFailed, eventually, gone, reaches
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.kernel.segments import Capture, Segment, inject
 
@@ -100,13 +100,11 @@ async def replay(segment: Segment) -> dict[str, int]:
     """Inject ``segment`` again and wait until the kernel has reacted; the counters that moved."""
     before = netstat_counters()
     inject(segment)
-    delta: dict[str, int] = {}
-    with trio.move_on_after(5.0):
-        while not any(delta.get(name) for name in REACTIONS):
-            await trio.sleep(0.002)
-            delta = counter_delta(before, netstat_counters())
-        return delta
-    raise ExpectationFailed(f"the kernel showed no reaction to the replayed segment: {delta}")
+    def reaction() -> dict[str, int]:
+        delta = counter_delta(before, netstat_counters())
+        return delta if any(delta.get(name) for name in REACTIONS) else {}
+
+    return await eventually(reaction, what="the kernel's reaction to the replayed segment")
 
 
 def readable(end: End) -> bytes:

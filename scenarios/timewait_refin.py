@@ -26,7 +26,7 @@ import trio
 from _filters import SO_DETACH_FILTER, deafen
 from _rawtcp import ACK, FIN, RST, RawTcp, Segment, flag_names
 from tcplab import Connection, Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
-from tcplab.expect import ExpectationFailed, gone, reaches
+from tcplab.expect import ExpectationFailed, gone, reaches, within
 from tcplab.kernel.model import SocketRecord
 from tcplab.lab import errno_name
 
@@ -57,13 +57,8 @@ async def resent_fin_answer(
     mark = raw.seen.index(first) + 1
     before = conn.client.observe()  # just after the first FIN: its timer has just started
     seen_at = trio.current_time()
-    again: Segment | None = None
-    with trio.move_on_after(3):
-        while again is None:
-            again = next((s for s in raw.segments()[mark:] if s.sport == server.port
-                          and s.flags & FIN and s.seq == first.seq), None)
-            if again is None:
-                await trio.sleep(0.002)
+    again = await within(lambda: next((s for s in raw.segments()[mark:] if s.sport == server.port
+                                       and s.flags & FIN and s.seq == first.seq), None), timeout=3)
     if again is None:
         raise ExpectationFailed("the server never re-sent its FIN")
     mark = raw.seen.index(again) + 1

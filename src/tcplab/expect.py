@@ -181,6 +181,15 @@ def segments(end: End) -> list[Event]:
     return end.timeline.segments()
 
 
+async def within(probe: Callable[[], T], *, timeout: float) -> T | None:
+    """The first truthy value ``probe`` returns within ``timeout`` seconds, or None.
+
+    For measurements where "it never happened" is a result, not a failure (a re-sent FIN
+    that never comes, a keepalive that never gives up)."""
+    value, done = await _poll(probe, bool, timeout)
+    return value if done else None
+
+
 async def eventually(probe: Callable[[], T], *, timeout: float = 5.0, what: str) -> T:
     """Poll ``probe`` until it returns something truthy; return it, or fail after ``timeout``.
 
