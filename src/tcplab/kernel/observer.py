@@ -13,7 +13,7 @@ from typing import Protocol
 
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.model import FourTuple, SocketRecord
-from tcplab.kernel.procfs import psutil_records, with_owners
+from tcplab.kernel.procfs import psutil_records
 from tcplab.states import TcpState
 
 
@@ -36,7 +36,7 @@ class Observer(Protocol):
 
 
 class DiagObserver:
-    """sock_diag: fast, exact, filtered in the kernel; owners added from /proc on request."""
+    """sock_diag: fast, exact, filtered in the kernel (owners: ``procfs.with_owners``)."""
 
     name = "sock_diag"
 
@@ -50,13 +50,6 @@ class DiagObserver:
         self, *, port: int | None = None, states: Iterable[TcpState] | None = None
     ) -> list[SocketRecord]:
         return self._diag.dump(port=port, states=states)
-
-    def owned_snapshot(
-        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
-        pids: Iterable[int] | None = None,
-    ) -> list[SocketRecord]:
-        """``snapshot`` with each socket's owning processes (scans /proc/PID/fd: slower)."""
-        return with_owners(self.snapshot(port=port, states=states), pids)
 
     def close(self) -> None:
         self._diag.close()
@@ -83,17 +76,3 @@ class PsutilObserver:
 
     def close(self) -> None:
         pass
-
-
-BACKENDS: dict[str, type[DiagObserver] | type[PsutilObserver]] = {
-    DiagObserver.name: DiagObserver,
-    PsutilObserver.name: PsutilObserver,
-}
-
-
-def open_observer(backend: str = DiagObserver.name) -> Observer:
-    """An observer by backend name (``sock_diag`` or ``psutil``)."""
-    try:
-        return BACKENDS[backend]()
-    except KeyError:
-        raise ValueError(f"unknown observer backend {backend!r}; known: {', '.join(BACKENDS)}") from None

@@ -96,18 +96,6 @@ def is_tcp_fd(pid: int, fd: int) -> bool:
     return name.rstrip(b"\0") in (b"TCP", b"TCPv6")
 
 
-def fd_only_tcp_sockets(known_inodes: set[int], pids: Iterable[int] | None = None) -> list[tuple[int, Owner]]:
-    """TCP sockets held by an fd but absent from the kernel's tables (``known_inodes``):
-    a dropped (reset) or never-connected TCP socket, told from others by ``is_tcp_fd``."""
-    return [
-        (inode, owner)
-        for inode, holders in socket_inodes(pids).items()
-        if inode not in known_inodes
-        for owner in holders
-        if is_tcp_fd(owner.pid, owner.fd)
-    ]
-
-
 def netstat_counters() -> dict[str, int]:
     """``/proc/net/snmp`` and ``/proc/net/netstat`` as ``{"TcpExt.ListenOverflows": n, ...}``.
 

@@ -56,11 +56,6 @@ class Segment:
     def flag_names(self) -> str:
         return "|".join(name for bit, name in FLAG_NAMES if self.flags & bit) or "-"
 
-    @property
-    def end_seq(self) -> int:
-        """The sequence number after this segment (SYN and FIN count as one)."""
-        return (self.seq + len(self.payload) + (1 if self.flags & 0x03 else 0)) % 2**32
-
     def describe(self) -> str:
         ts = f" TS {self.tsval}/{self.tsecr}" if self.tsval is not None else ""
         return (f"{self.src} > {self.dst} [{self.flag_names}] seq {self.seq} ack {self.ack} "
