@@ -93,6 +93,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     orphan = await lab.connect()
     await orphan.client.close()
     await buggy_handler(orphan.server)
+    returned = orphan.server.observe(owners=True)  # the handler has returned: what is left?
+    assert returned is not None  # its fd is still open: at worst an fd-only CLOSED record
 
     # 2. The same with a client that only half-closed (it keeps its fd).
     half = await lab.connect()
@@ -119,9 +121,11 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         close_wait_timer=leaked.timer.kind.value,
     )
     verdicts.record(
-        "C19", Verdict.of(leaked.state is S.CLOSE_WAIT and leaked.owners != ()),
-        "a handler that returns on end-of-file without close() leaves its socket in CLOSE_WAIT",
-        state_after_handler=leaked.state.value,
+        "C19", Verdict.of(returned.state is S.CLOSE_WAIT and returned.owners != ()),
+        f"a handler that returned on end-of-file without close() left its socket in "
+        f"{returned.state.value}, still held by this process "
+        f"({', '.join(f'pid {o.pid} fd {o.fd}' for o in returned.owners) or 'no owner'})",
+        state_after_handler=returned.state.value,
     )
     orphan_expires = fw2.timer.kind is not TimerKind.OFF
     open_persists = open_fw2.timer.kind is TimerKind.OFF
