@@ -1,14 +1,15 @@
-"""Waiting for an end to leave some states, wherever it goes (gone included).
+"""Measuring where an end went, without asserting it.
 
 ``reaches`` asserts the state an end must reach, which is right while a scenario drives
-the states; but when that next state is what a verdict judges (TIME_WAIT or not, on which
-side), asserting it first would leave the verdict nothing to decide. ``leaves`` waits for
-the transition and returns what the kernel then reports, for the verdict to read.
+the states; but when that next state is what a judge decides on (TIME_WAIT or not, on which
+side), asserting it first would leave the judge nothing to decide. ``leaves`` waits for the
+transition and returns what the kernel then reports; ``path_of`` is an end's observed path
+as the judges take it.
 """
 
 from __future__ import annotations
 
-from tcplab import End, SocketRecord, TcpState
+from tcplab import Connection, End, SocketRecord, TcpState
 from tcplab.expect import eventually
 
 
@@ -21,3 +22,22 @@ async def leaves(end: End, *states: TcpState, timeout: float = 5.0) -> SocketRec
 
     names = "/".join(s.value for s in states)
     return (await eventually(left, timeout=timeout, what=f"{end.label} to leave {names}"))[0]
+
+
+def path_of(conn: Connection, label: str) -> tuple[str | None, ...]:
+    """The states the end ``label`` was observed in, in order (None: gone)."""
+    return tuple(s and s.value for s in conn.timeline.path(label))
+
+
+def traced_of(conn: Connection, label: str) -> tuple[str, ...]:
+    """The end ``label``'s states from the kernel's own transitions, or () if not traced."""
+    recording = conn.client.lab.recording
+    if recording is None or recording.recorder is None:
+        return ()
+    recording.sync()
+    return tuple(s.value for s in conn.timeline.traced_path(label))
+
+
+def state_of(record: SocketRecord | None) -> str | None:
+    """A record's state name, None for a socket the kernel no longer reports."""
+    return None if record is None else record.state.value

@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 
 NAMESPACED = """
-from tcplab import Scenario, Verdict
-scenario = Scenario(id="needs-netns", title="sets a sysctl", claims=("C26",),
+from tcplab import Scenario
+scenario = Scenario(id="needs-netns", title="sets a sysctl", claims=(),
                     sysctls={"net.ipv4.tcp_fin_timeout": 7})
 @scenario.body
 async def run(lab, verdicts):
     from tcplab.kernel import sysctl
     value = sysctl.read_int("net.ipv4.tcp_fin_timeout")
-    verdicts.record("C26", Verdict.of(value == 7), f"fin_timeout in the namespace: {value}")
+    assert value == 7, f"fin_timeout in the namespace: {value}"
 if __name__ == "__main__":
     scenario.main()
 """

@@ -1,0 +1,117 @@
+"""Judges of how connections close: C02, C03, C10 (graceful close), and the states around it.
+
+Paths are lists of state names as the kernel reported them, ``None`` for an end the kernel
+no longer reports (gone). Snapshot paths can miss states that last less than a poll
+(FIN_WAIT1 on loopback lasts until the peer's delayed ACK, a few ms); where the kernel's own
+transitions were traced, ``traced`` paths miss nothing and are preferred.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tcplab.judges import Judgement, judge, path_text
+from tcplab.verdict import Verdict
+
+C, R = Verdict.CONFIRMED, Verdict.REFUTED
+
+
+def _in_order(path: tuple[str | None, ...], *wanted: str | None) -> bool:
+    """True if ``path`` passes through ``wanted`` in this order (others may come between)."""
+    remaining = list(wanted)
+    for state in path:
+        if remaining and state == remaining[0]:
+            remaining.pop(0)
+    return not remaining
+
+
+@dataclass(frozen=True)
+class GracefulClose:
+    """Both ends of one connection that the client closes first and the server second."""
+
+    #: each end's states as observed (snapshots), in order; None: gone
+    client_path: tuple[str | None, ...]
+    server_path: tuple[str | None, ...]
+    #: each end's states from the kernel's own transitions (empty when not traced)
+    client_traced: tuple[str, ...] = ()
+    server_traced: tuple[str, ...] = ()
+
+
+@judge("C02", C, R)
+def c02(m: GracefulClose) -> Judgement:
+    """The closer goes FIN_WAIT1 -> FIN_WAIT2 -> TIME_WAIT, its peer CLOSE_WAIT -> LAST_ACK.
+
+    FIN_WAIT1 is required only where transitions were traced: a snapshot can miss it."""
+    client = m.client_traced or m.client_path
+    server = m.server_traced or m.server_path
+    closer = (("FIN_WAIT1",) if m.client_traced else ()) + ("FIN_WAIT2", "TIME_WAIT")
+    holds = _in_order(client, "ESTABLISHED", *closer) and _in_order(
+        server, "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK")
+    source = "traced transitions" if m.client_traced else "snapshots (FIN_WAIT1 too brief to sample)"
+    return Judgement(
+        C if holds else R,
+        f"active closer {path_text(client)}; passive side {path_text(server)} ({source})",
+    )
+
+
+@dataclass(frozen=True)
+class FinAckedByKernel:
+    """The passive side after the peer's FIN: who acknowledged it, and what the app saw."""
+
+    #: the closer reached FIN_WAIT2 (its FIN acknowledged) before the server's app read
+    acked_before_read: bool
+    #: Recv-Q of the server in CLOSE_WAIT before reading: 1 is the FIN itself, unread
+    recv_q_before_read: int | None
+    #: what the server's read returned (bytes), and its Recv-Q afterwards
+    read_bytes: int | None
+    recv_q_after_read: int | None
+    #: the server was still CLOSE_WAIT after reading EOF, until its close()
+    close_wait_until_close: bool
+    #: the state the server's close() moved it to (LAST_ACK: its FIN went out then)
+    after_close: str | None
+
+
+@judge("C03", C, R)
+def c03(m: FinAckedByKernel) -> Judgement:
+    """The kernel ACKs the FIN alone; the app reads EOF; only close() sends the app's FIN."""
+    by_kernel = m.acked_before_read and m.recv_q_before_read == 1
+    eof = m.read_bytes == 0 and m.recv_q_after_read == 0
+    fin_on_close = m.close_wait_until_close and m.after_close == "LAST_ACK"
+    return Judgement(
+        C if by_kernel and eof and fin_on_close else R,
+        f"the closer {'reached' if m.acked_before_read else 'did not reach'} FIN_WAIT2 before the "
+        f"server's application read anything (server Recv-Q {m.recv_q_before_read}: "
+        f"{'the FIN alone' if m.recv_q_before_read == 1 else 'not the FIN alone'}); the read "
+        f"returned {m.read_bytes} bytes (Recv-Q then {m.recv_q_after_read}); the server "
+        f"{'stayed' if m.close_wait_until_close else 'did not stay'} in CLOSE_WAIT until close(), "
+        f"which moved it to {m.after_close or 'gone'}",
+    )
+
+
+@dataclass(frozen=True)
+class WhoHoldsTimeWait:
+    """Where TIME_WAIT ended up after a close in which ``first`` closed before ``second``."""
+
+    #: the first closer's state after its fd was closed too, and its timewait timer (s left)
+    first_state: str | None
+    first_timewait_s: float | None
+    #: every state the second closer was seen in, and where it ended (None: gone)
+    second_path: tuple[str | None, ...]
+    first: str = "client"
+    second: str = "server"
+
+
+@judge("C10", C, R)
+def c10(m: WhoHoldsTimeWait) -> Judgement:
+    """Only the end that closed first holds TIME_WAIT (with its timewait timer)."""
+    first_tw = m.first_state == "TIME_WAIT" and m.first_timewait_s is not None
+    second_tw = "TIME_WAIT" in m.second_path
+    ended = m.second_path[-1:] == (None,)
+    timer = ("no timewait timer" if m.first_timewait_s is None
+             else f"timer {m.first_timewait_s:.1f} s left")
+    return Judgement(
+        C if first_tw and not second_tw and ended else R,
+        f"the {m.first} (closed first) is {m.first_state or 'gone'} after closing its fd, "
+        f"{timer}; the {m.second} (closed second) went {path_text(m.second_path)}"
+        f"{', through TIME_WAIT' if second_tw else ', never in TIME_WAIT'}",
+    )

@@ -1,0 +1,3 @@
+"""Judges of ... (filled in)."""
+
+from __future__ import annotations

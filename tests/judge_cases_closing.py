@@ -1,0 +1,40 @@
+"""Cases for the judges in tcplab.judges.closing."""
+
+from __future__ import annotations
+
+from judge_case import Case
+from tcplab.judges.closing import FinAckedByKernel, GracefulClose, WhoHoldsTimeWait
+from tcplab.verdict import Verdict
+
+C, R = Verdict.CONFIRMED, Verdict.REFUTED
+EST, FW1, FW2, TW, CW, LA = ("ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
+                             "CLOSE_WAIT", "LAST_ACK")
+
+CASES = [
+    Case("C02", "snapshots only: FIN_WAIT1 too brief to be sampled",
+         GracefulClose((EST, FW2, TW), (EST, CW, LA, None)), C, ("TIME_WAIT", "snapshots")),
+    Case("C02", "traced: every transition of both ends",
+         GracefulClose((EST, FW2, TW), (EST, CW, LA, None),
+                       ("ESTABLISHED", FW1, FW2, TW), ("ESTABLISHED", CW, LA, "CLOSE")), C),
+    Case("C02", "traced, and the closer never passed FIN_WAIT1",
+         GracefulClose((EST, FW2, TW), (EST, CW, LA, None), (EST, FW2, TW), (EST, CW, LA)), R),
+    Case("C02", "the closer went from FIN_WAIT2 straight to gone (no TIME_WAIT)",
+         GracefulClose((EST, FW2, None), (EST, CW, LA, None)), R, ("gone",)),
+    Case("C02", "nothing observed at all", GracefulClose((), ()), R, ("nothing seen",)),
+    Case("C03", "the kernel acked the FIN, the app read EOF, close() sent the FIN",
+         FinAckedByKernel(True, 1, 0, 0, True, LA), C, ("Recv-Q 1",)),
+    Case("C03", "the closer stayed in FIN_WAIT1 until the app read: the app acked",
+         FinAckedByKernel(False, 1, 0, 0, True, LA), R),
+    Case("C03", "the read returned data, not end-of-file",
+         FinAckedByKernel(True, 1, 10, 0, True, LA), R, ("10 bytes",)),
+    Case("C03", "the kernel closed the socket when EOF was read (no close() needed)",
+         FinAckedByKernel(True, 1, 0, 0, False, LA), R, ("did not stay",)),
+    Case("C03", "nothing known after the read",
+         FinAckedByKernel(True, None, None, None, False, None), R),
+    Case("C10", "the closer holds TIME_WAIT with its timer; the peer went away",
+         WhoHoldsTimeWait(TW, 59.9, (EST, CW, LA, None)), C, ("59.9 s left",)),
+    Case("C10", "both ends in TIME_WAIT",
+         WhoHoldsTimeWait(TW, 59.9, (EST, CW, LA, TW)), R, ("through TIME_WAIT",)),
+    Case("C10", "the closer skipped TIME_WAIT", WhoHoldsTimeWait(None, None, (EST, CW, LA, None)),
+         R, ("no timewait timer",)),
+]
