@@ -1,7 +1,9 @@
-"""The forty claims of the five articles (``CLAIMS.md``), as data.
+"""The forty claims of the five articles, as data.
 
-Each claim is what a scenario judges: its id, the section of the ledger it belongs to, the
-seed files that make it, and a terse statement in our own words. A claim that no
+The articles (``ARTICLES``) are widely copied blog posts about TCP states, CLOSE_WAIT and
+TIME_WAIT; the project does not ship them. Each claim is what a scenario judges: its id,
+the section of the ledger it belongs to, the articles that make it (by number, 000 to 004),
+and a terse statement in our own words. A claim that no
 experiment on this machine can settle carries ``unreproducible``: the one-line reason it
 lands in the report's "not reproducible here" list instead of getting a verdict.
 
@@ -14,14 +16,37 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Seed number -> file name in ``seeds/``.
-SEEDS: dict[str, str] = {
-    "000": "000_a5d694d67cf6e220.txt",
-    "001": "001_11b00f223669ae5d.txt",
-    "002": "002_69728491adbfa35c.txt",
-    "003": "003_2ae9aa4e218ab5be.txt",
-    "004": "004_f67ea08293e26e6c.txt",
-}
+@dataclass(frozen=True)
+class Article:
+    """One of the five articles: its number, the file name it has in the claims list, its
+    title (translated where the original is Chinese) and what kind of text it is."""
+
+    number: str
+    file: str
+    title: str
+    about: str
+
+
+ARTICLES: dict[str, Article] = {a.number: a for a in (
+    Article("000", "000_a5d694d67cf6e220.txt",
+            "TCP status: the status of Close_Wait and Time_Wait",
+            "a translated blog post: the eleven states, TIME_WAIT and CLOSE_WAIT, and sysctl "
+            "advice (tw_reuse, tw_recycle, fin_timeout, keepalive, syncookies), plus Windows keys"),
+    Article("001", "001_11b00f223669ae5d.txt",
+            "11 states of a TCP connection",
+            "a reposted blog post on the state machine, keepalive defaults, and keep-alive "
+            "settings of F5, Apache and Java"),
+    Article("002", "002_69728491adbfa35c.txt",
+            "TCP connection states explained, and fixing too many TIME_WAIT (in Chinese)",
+            "a Chinese blog post: why TIME_WAIT exists, MSL, and a list of sysctls to tune"),
+    Article("003", "003_2ae9aa4e218ab5be.txt",
+            "Troubleshoot excessive number of TCP connections",
+            "a translated troubleshooting post on CLOSE_WAIT and FIN_WAIT2 leaks, lsof and "
+            "keepalive"),
+    Article("004", "004_f67ea08293e26e6c.txt",
+            "CLOSE_WAIT, TIME_WAIT: key points of TCP state transitions (in Chinese)",
+            "a short Chinese post: which side holds TIME_WAIT, server design, SO_LINGER"),
+)}
 
 STATES = "States and transitions"
 TIME_WAIT = "TIME_WAIT"
@@ -29,7 +54,7 @@ CLOSE_WAIT = "CLOSE_WAIT and FIN_WAIT2"
 TUNING = "Kernel tuning"
 OBSERVATION = "Observation"
 
-#: Ledger sections in the order of ``CLAIMS.md``.
+#: Ledger sections, in the order of the claims list.
 SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION)
 
 
@@ -46,8 +71,8 @@ class Claim:
 
     @property
     def seeds(self) -> tuple[str, ...]:
-        """The seed files that make the claim (``000_a5d694d67cf6e220.txt``, ...)."""
-        return tuple(SEEDS[s] for s in self.seed_ids)
+        """The articles' file names that make the claim (``000_a5d694d67cf6e220.txt``, ...)."""
+        return tuple(ARTICLES[s].file for s in self.seed_ids)
 
 
 def _c(id: str, section: str, seeds: str, statement: str,
