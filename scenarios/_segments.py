@@ -6,7 +6,8 @@ The connections are plain blocking sockets on loopback in the scenario's private
 side is always the server; the client closes first. The ways differ only in what the
 server's application does after the FIN, which is what decides on Linux whether its FIN can
 carry the ACK: on a FIN the kernel delays its ACK (``tcp_fin`` enters pingpong mode,
-net/ipv4/tcp_input.c; the delayed-ACK timer is 40 to 200 ms, TCP_DELACK_MIN/MAX in
+net/ipv4/tcp_input.c; the delayed-ACK timer waits ``ato``: a few ms on a connection that
+never received data, 40 ms (TCP_ATO_MIN) once it did, at most TCP_DELACK_MAX = 200 ms,
 include/net/tcp.h), and a FIN sent before that timer fires carries the ACK.
 """
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from judge_case import Case
-from tcplab.judges.segments import CloseWay, SegmentCounts
+from tcplab.judges.segments import CloseWay, FinWaitSampling, FinWaitShares, SegmentCounts
 from tcplab.verdict import Verdict
 
 C, P, R = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED
@@ -14,6 +14,13 @@ AT_ONCE, REPLY, WORK = "server closes at once", "server sends a reply", "server 
 def counts(*ways: CloseWay, handshakes: int = 150, three: int = 150) -> SegmentCounts:
     return SegmentCounts(handshakes, three, ways, 1100, 1100)
 
+
+def fw(fw1: int, fw2: int, name: str = "idle closer") -> FinWaitSampling:
+    return FinWaitSampling(name, 40, 170, 1.0, fw1, fw2, 40 if fw1 else 0, 40 if fw2 else 0)
+
+
+IDLE_AS_MEASURED = fw(310, 3330)
+SLOW_AS_MEASURED = fw(3600, 0, "slow reader")
 
 CASES = [
     Case("C04", "as measured here: prompt closes fold the ACK into the FIN, late ones do not",
@@ -32,4 +39,17 @@ CASES = [
     Case("C04", "closes not classified (nothing captured after the FIN)",
          counts(CloseWay(WORK, 50, 0, 0)), R, ("50 unclassified", "n/a")),
     Case("C04", "nothing measured", SegmentCounts(0, 0, ()), R, ("no close measured",)),
+    Case("C08", "as measured: FIN_WAIT1 rare while the peer closes later, dominant with a slow reader",
+         FinWaitShares(IDLE_AS_MEASURED, SLOW_AS_MEASURED, 0.5, 0.5), P,
+         ("FIN_WAIT1 9%", "FIN_WAIT1 100%", "about 46 ms in FIN_WAIT1")),
+    Case("C08", "rare in both workloads",
+         FinWaitShares(IDLE_AS_MEASURED, fw(100, 3000, "slow reader"), 0.5, 0.5), C, ("3%",)),
+    Case("C08", "just inside RARE (25%)", FinWaitShares(fw(250, 750), fw(0, 0), 0.5, 0.5), C,
+         ("25%",)),
+    Case("C08", "just outside RARE (26%)", FinWaitShares(fw(260, 740), fw(0, 0), 0.5, 0.5), R,
+         ("26%",)),
+    Case("C08", "FIN_WAIT1 as common as FIN_WAIT2 with a peer that closes later",
+         FinWaitShares(fw(1000, 1000), SLOW_AS_MEASURED, 0.5, 0.5), R, ("50%",)),
+    Case("C08", "neither state ever sampled", FinWaitShares(fw(0, 0), fw(0, 0), 0.5, 0.5), R,
+         ("n/a",)),
 ]

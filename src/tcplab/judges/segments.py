@@ -6,8 +6,8 @@ Where a claim speaks of frequency ("usually", "rarely"), its measurement holds c
 many trials and the judge states the threshold it applies to the measured share. Figures
 cited from the kernel (net/ipv4/tcp_input.c ``tcp_fin``: the passive side enters
 "pingpong" mode on a FIN, so its ACK of the FIN is delayed; include/net/tcp.h
-``TCP_DELACK_MIN`` = HZ/25 = 40 ms, ``TCP_DELACK_MAX`` = HZ/5 = 200 ms; net/ipv4/tcp_output.c
-``tcp_send_delayed_ack``) explain the figures; the judges decide on the figures alone.
+``TCP_ATO_MIN`` = 40 ms once data was received, ``TCP_DELACK_MAX`` = 200 ms at most;
+net/ipv4/tcp_output.c ``tcp_send_delayed_ack``) explain the figures; the judges decide on the figures alone.
 """
 
 from __future__ import annotations
