@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from judge_case import Case
-from tcplab.judges.segments import CloseWay, FinWaitSampling, FinWaitShares, SegmentCounts
+from tcplab.judges.segments import (
+    CloseWay,
+    FinWaitSampling,
+    FinWaitShares,
+    RequestsTimeWait,
+    ResentFin,
+    SegmentCounts,
+    WhereTimeWaitGathers,
+)
 from tcplab.verdict import Verdict
 
 C, P, R = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED
@@ -52,4 +60,37 @@ CASES = [
          FinWaitShares(fw(1000, 1000), SLOW_AS_MEASURED, 0.5, 0.5), R, ("50%",)),
     Case("C08", "neither state ever sampled", FinWaitShares(fw(0, 0), fw(0, 0), 0.5, 0.5), R,
          ("n/a",)),
+    Case("C12", "TIME_WAIT acks the re-sent FIN; the end that skipped it resets",
+         ResentFin("TIME_WAIT", "ACK", True, "none", "RST", "ECONNRESET", True), C,
+         ("[ACK]", "read no error", "[RST]", "ECONNRESET", "was restarted")),
+    Case("C12", "TIME_WAIT answers with RST (as if it were closed)",
+         ResentFin("TIME_WAIT", "RST|ACK", False, "ECONNRESET", "RST", "ECONNRESET"), R,
+         ("[RST|ACK]",)),
+    Case("C12", "TIME_WAIT stays silent: the peer times out on its own",
+         ResentFin("TIME_WAIT", "", False, "none", "RST", "ECONNRESET"), R, ("no answer",)),
+    Case("C12", "the closed end answers nothing, the peer sees no error",
+         ResentFin("TIME_WAIT", "ACK", True, "none", "", "none"), R, ("[no answer]",)),
+    Case("C12", "the active closer was no longer in TIME_WAIT when the FIN came",
+         ResentFin(None, "RST", False, "ECONNRESET", "RST", "ECONNRESET", None), R,
+         ("no state",)),
+    Case("C14", "the first closer keeps every TIME_WAIT", WhereTimeWaitGathers(200, 200, 0, 0, 200),
+         C, ("left 200 TIME_WAIT at the server and 0 at the clients",)),
+    Case("C14", "just inside the tolerance (198 of 200)", WhereTimeWaitGathers(200, 198, 0, 0, 198),
+         C),
+    Case("C14", "just outside the tolerance (197 of 200)", WhereTimeWaitGathers(200, 197, 0, 0, 200),
+         R, ("197",)),
+    Case("C14", "TIME_WAIT on both sides when the server closes first",
+         WhereTimeWaitGathers(200, 200, 200, 0, 200), R),
+    Case("C14", "TIME_WAIT always at the server, whoever closes first",
+         WhereTimeWaitGathers(200, 200, 0, 200, 0), R),
+    Case("C17", "as measured: one TIME_WAIT per short request, one for the kept-alive connection",
+         RequestsTimeWait(1000, 1000, 1000, 10.0, 1, 1, 2.0, 60.0, 10.0), C,
+         ("1000 TIME_WAIT", "10.0 against 2.0", "60 against 10 us")),
+    Case("C17", "just inside: 990 of 1000", RequestsTimeWait(1000, 990, 1000, 10.0, 1, 1, 2.0), C),
+    Case("C17", "just outside: 989 of 1000 (TIME_WAIT expired or capped)",
+         RequestsTimeWait(1000, 989, 1000, 10.0, 1, 1, 2.0), R, ("989",)),
+    Case("C17", "keep-alive as costly in segments as one connection per request",
+         RequestsTimeWait(1000, 1000, 1000, 10.0, 1, 1, 10.0), R),
+    Case("C17", "keep-alive connections left TIME_WAIT per request",
+         RequestsTimeWait(1000, 1000, 1000, 10.0, 1000, 1, 2.0), R),
 ]

@@ -194,6 +194,10 @@ class ResentFin:
     timer_restarted: bool | None = None
 
 
+def _error(name: str | None) -> str:
+    return "no error" if name == "none" else name or "nothing (not read)"
+
+
 def _flags(answer: str) -> set[str]:
     return set(answer.split("|")) if answer else set()
 
@@ -211,9 +215,9 @@ def c12(m: ResentFin) -> Judgement:
     return Judgement(C if tw_acks and closed_resets else R, (
         f"the re-sent FIN got [{m.time_wait_answer or 'no answer'}] from the end in "
         f"{m.time_wait_state or 'no state'} ({'acking' if m.time_wait_acks_fin else 'not acking'}"
-        f" the FIN), and the peer's application saw {m.time_wait_peer_error or 'nothing'}"
+        f" the FIN), and the peer's application read {_error(m.time_wait_peer_error)}"
         f"{restart}; from an end that skipped TIME_WAIT it got "
-        f"[{m.closed_answer or 'no answer'}], and the peer saw {m.closed_peer_error or 'nothing'}"))
+        f"[{m.closed_answer or 'no answer'}], and the peer read {_error(m.closed_peer_error)}"))
 
 
 # -- C14 ----------------------------------------------------------------------------------
