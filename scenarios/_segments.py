@@ -20,7 +20,9 @@ import trio
 
 from _rawtcp import ACK, FIN, SYN, RawTcp, Segment
 from _shortconn import REQUEST, RESPONSE
+from tcplab import TcpState
 from tcplab.judges.segments import CloseWay
+from tcplab.kernel.diag import SockDiag
 
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 #: the work the server does before closing in the ``work`` way: longer than TCP_DELACK_MAX
@@ -133,3 +135,9 @@ def classify(way: str, ports: Iterable[int], segments: list[Segment],
             together += bool(answer.flags & FIN)
             apart += not answer.flags & FIN
     return CloseWay(way, len(ports), apart, together), handshakes, three
+
+
+def settled(port: int) -> bool:
+    """Every connection on ``port`` finished closing: only TIME_WAIT (and the listener) left."""
+    with SockDiag() as diag:
+        return all(r.state in (TcpState.TIME_WAIT, TcpState.LISTEN) for r in diag.dump(port=port))

@@ -18,10 +18,9 @@ from __future__ import annotations
 import _segments as way
 from _rawtcp import RawTcp
 from _shortconn import drawn_example, open_listener
-from tcplab import Lab, Scenario, TcpState, Verdicts
+from tcplab import Lab, Scenario, Verdicts
 from tcplab.expect import eventually
 from tcplab.judges.segments import SegmentCounts
-from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 N = 50
@@ -31,12 +30,6 @@ scenario = Scenario(
     claims=("C04",),
     private_netns=True,
 )
-
-
-def settled(port: int) -> bool:
-    """Every connection on ``port`` finished closing: only TIME_WAIT (and the listener) left."""
-    with SockDiag() as diag:
-        return all(r.state in (TcpState.TIME_WAIT, TcpState.LISTEN) for r in diag.dump(port=port))
 
 
 @scenario.body
@@ -51,7 +44,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
                 "server sends a reply, then closes":
                     await way.one_by_one(listener, raw, way.reply_then_close, N),
                 "server works 0.25 s, then closes": await way.after_work(listener, N)}
-        await eventually(lambda: settled(port), what="every close to finish")
+        await eventually(lambda: way.settled(port), what="every close to finish")
         counted = counter_delta(before, netstat_counters()).get("Tcp.OutSegs", 0)
         captured = raw.segments()[mark:]
     listener.close()
