@@ -1,53 +1,66 @@
-"""The server closes first, so the TIME_WAIT is the server's (claim C14; seed 004).
+"""Which side gathers the TIME_WAIT sockets: server closing first or clients closing first
+(claim C14; seed 004).
 
 Seed 004 advises servers not to close first, so that TIME_WAIT sockets gather at the
-clients. The advice stands on one mechanism: whichever end closes first keeps the
-TIME_WAIT. Here the server closes first; the kernel then holds TIME_WAIT on the server's
-four-tuple and nothing on the client's.
+clients and not at the server. In a private namespace, ``N`` connections are closed with
+the server first (its application closes; each client closes after reading end-of-file),
+then ``N`` with the clients first; after each batch the TIME_WAIT sockets are counted by
+side: the listener's port is the server's local port, every other local port a client's.
+One connection of each order goes through the lab too, for the report's drawing.
 """
 
 from __future__ import annotations
 
-from _leaves import leaves
-from tcplab import Lab, Scenario, TcpState, TimerKind, Verdict, Verdicts
-from tcplab.expect import reaches
+from _shortconn import (
+    client_closes_first,
+    drawn_example,
+    open_listener,
+    repeat,
+    server_closes_first,
+)
+from tcplab import Lab, Scenario, TcpState, Verdicts
+from tcplab.expect import eventually
+from tcplab.judges.segments import WhereTimeWaitGathers
+from tcplab.kernel.diag import SockDiag
 
-S = TcpState
+N = 200
 scenario = Scenario(
     id="server-closes-first",
-    title="Server closes first: the TIME_WAIT lands on the server's four-tuple",
+    title="Server first or clients first: on which side the TIME_WAIT sockets gather",
     claims=("C14",),
+    private_netns=True,
 )
+
+
+def time_wait_by_side(port: int) -> list[int]:
+    """[at the server, at the clients] once every close on ``port`` is over; else []."""
+    with SockDiag() as diag:
+        records = [r for r in diag.dump(port=port) if r.state is not TcpState.LISTEN]
+    if any(r.state is not TcpState.TIME_WAIT for r in records):
+        return []
+    at_server = sum(r.four_tuple.local.port == port for r in records)
+    return [at_server, len(records) - at_server]
+
+
+async def batch(close: str) -> list[int]:
+    listener = open_listener()
+    port = listener.getsockname()[1]
+    if close == "server":
+        await repeat(lambda: server_closes_first(listener), N, batch=50)
+    else:
+        await repeat(lambda: client_closes_first(listener), N, batch=50)
+    listener.close()
+    return await eventually(lambda: time_wait_by_side(port), what="every close to finish")
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    conn = await lab.connect()
-    client, server = conn.client, conn.server
+    server_first = await batch("server")
+    client_first = await batch("client")
+    await drawn_example(lab, requests=1, closer="server")
+    await drawn_example(lab, requests=1, closer="client")
 
-    await server.close()
-    await reaches(server, S.FIN_WAIT2)
-    await reaches(client, S.CLOSE_WAIT)
-    await client.read_eof()
-    await client.close()
-
-    # Measured, not asserted: where the client's FIN takes each end is what C14 is about.
-    tw = await leaves(server, S.FIN_WAIT2)
-    await leaves(client, S.CLOSE_WAIT, S.LAST_ACK)
-
-    remaining = tw.timer.remaining if tw is not None and tw.timer.kind is TimerKind.TIMEWAIT else None
-    server_holds_tw = tw is not None and tw.state is S.TIME_WAIT and remaining is not None
-    server_path = [s.value if s else "gone" for s in conn.timeline.path("server")]
-    client_path = [s.value if s else "gone" for s in conn.timeline.path("client")]
-    client_never_tw = S.TIME_WAIT.value not in client_path
-    verdicts.record(
-        "C14", Verdict.of(server_holds_tw and client_never_tw),
-        f"the server closed first; its four-tuple went {' -> '.join(server_path)}"
-        + (f" ({remaining:.1f} s left)" if remaining is not None else "")
-        + f", the client's {' -> '.join(client_path)}: closing first is what puts TIME_WAIT on "
-        "a side, so keeping servers from closing first keeps TIME_WAIT at the clients",
-        server_timewait_s=remaining, server_path=server_path, client_path=client_path,
-    )
+    verdicts.judge("C14", WhereTimeWaitGathers(N, *server_first, *client_first))
 
 
 if __name__ == "__main__":

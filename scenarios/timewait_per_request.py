@@ -12,9 +12,11 @@ connections opened (Tcp.ActiveOpens), segments sent, and the time per request.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from _shortconn import client_closes_first, count_time_wait, drawn_example, open_listener, repeat
-from tcplab import Lab, Scenario, Verdict, Verdicts
+from tcplab import Lab, Scenario, Verdicts
+from tcplab.judges.segments import RequestsTimeWait
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 REQUESTS = 1000
@@ -27,7 +29,7 @@ scenario = Scenario(
 )
 
 
-async def serve(requests_per_connection: int) -> dict[str, float]:
+async def serve(requests_per_connection: int) -> dict[str, Any]:
     """``REQUESTS`` requests in connections of ``requests_per_connection``; what they left."""
     listener = open_listener()
     try:
@@ -48,27 +50,14 @@ async def serve(requests_per_connection: int) -> dict[str, float]:
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     short = await serve(1)
     kept = await serve(REQUESTS)
-    verdicts.note("short_connections", short)
-    verdicts.note("keep_alive", kept)
-    piles_up = short["time_wait"] >= REQUESTS * 0.99 and kept["time_wait"] <= 1
-    fewer_segments = short["segments_per_request"] > kept["segments_per_request"]
-    tw_ratio = short["time_wait"] / max(kept["time_wait"], 1)
     # Drawn in the report: one connection of each kind (the bulk ran on plain sockets).
     await drawn_example(lab, requests=1, closer="client")
     await drawn_example(lab, requests=3, closer="client")
-    verdicts.record(
-        "C17", Verdict.of(piles_up and fewer_segments),
-        f"{REQUESTS} requests left {short['time_wait']:.0f} TIME_WAIT sockets with one "
-        f"connection per request against {kept['time_wait']:.0f} over one kept-alive "
-        f"connection (x{tw_ratio:.0f}); {short['segments_per_request']:.1f} against "
-        f"{kept['segments_per_request']:.1f} segments sent per request, "
-        f"{short['us_per_request']:.0f} against {kept['us_per_request']:.0f} us per request "
-        f"(x{short['us_per_request'] / kept['us_per_request']:.1f})",
-        time_wait_short=short["time_wait"], time_wait_keep_alive=kept["time_wait"],
-        segments_per_request=[round(short["segments_per_request"], 2),
-                              round(kept["segments_per_request"], 2)],
-        us_per_request=[round(short["us_per_request"], 1), round(kept["us_per_request"], 1)],
-    )
+
+    verdicts.judge("C17", RequestsTimeWait(
+        REQUESTS, short["time_wait"], short["connections"], short["segments_per_request"],
+        kept["time_wait"], kept["connections"], kept["segments_per_request"],
+        short["us_per_request"], kept["us_per_request"]))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     base = tmp_path_factory.mktemp("results")
     done = subprocess.run(
         [sys.executable, "-m", "tcplab", "run", "graceful-close", "linger-abort",
-         "segments-handshake-close", "--results", str(base)],
+         "segments", "--results", str(base)],
         cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr
     (directory,) = base.iterdir()
