@@ -13,15 +13,13 @@ file (``tcplab report RESULTS.json``) without running anything.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from tcplab import diagram, ledger
-from tcplab.errors import UsageError
+from tcplab import diagram, ledger, results
 from tcplab.verdict import DISPLAY_ORDER
 
 VERDICT_ORDER = DISPLAY_ORDER
@@ -30,18 +28,9 @@ NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, i
 
 
 def load(path: Path) -> dict[str, Any]:
-    """A results file of ``tcplab run``, or a ``UsageError`` saying plainly what is wrong with
-    it (one line for the CLI, never a traceback)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} is not a readable results file: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
-    return data
+    """A results file of ``tcplab run`` as its JSON, checked by ``tcplab.results.load`` (a
+    ``UsageError`` saying plainly what is wrong with it: one line, never a traceback)."""
+    return dict(results.load(path).data)
 
 
 def _scenario_runs(results: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
