@@ -34,6 +34,11 @@ def execute(args: argparse.Namespace) -> int:
     run = load(path)  # a UsageError if it is missing or not a results file
     out = Path(args.out) if args.out else run.path.parent
     make_dir(out, "the report directory")
-    md, html = report.write(dict(run.data), out)
+    try:
+        md, html = report.write(dict(run.data), out)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # valid JSON that the loader let through but the report cannot read: one line
+        raise UsageError(f"{run.path}: not a results file of `tcplab run` (unexpected "
+                         f"{type(exc).__name__}: {exc})") from None
     print(f"report of run {run.run_id}: {md} and {html}")
     return EXIT_OK
