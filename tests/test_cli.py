@@ -80,6 +80,55 @@ def test_a_failing_scenario_fails_the_run(tmp_path: Path) -> None:
     assert "timeline (both ends)" in done.stderr
 
 
+CRASHING = (
+    "from tcplab import Scenario\n"
+    "scenario = Scenario(id='crashing', title='raises from a helper', claims=('C10',), timeout=5)\n"
+    "def helper():\n"
+    "    raise RuntimeError('boom')\n"
+    "@scenario.body\n"
+    "async def run(lab, verdicts):\n"
+    "    await lab.connect()\n"
+    "    helper()\n"
+    "if __name__ == '__main__':\n"
+    "    scenario.main()\n"
+)
+
+
+def test_a_crashing_scenario_prints_its_traceback(tmp_path: Path) -> None:
+    """Issue 10, fault 4: the traceback is printed with the failure, not only kept in
+    results.json; through the runner and when the script runs alone."""
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "crashing.py").write_text(CRASHING)
+    done = tcplab("run", "--scenarios", str(scenarios), "--results", str(tmp_path / "out"))
+    assert done.returncode == 1
+    failure = done.stderr[done.stderr.index("--- crashing failed ---"):]
+    assert "crashed: RuntimeError: boom" in failure
+    assert "Traceback (most recent call last):" in failure
+    assert 'crashing.py", line 4, in helper' in failure
+    alone = subprocess.run([sys.executable, str(scenarios / "crashing.py")], capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert alone.returncode == 1
+    assert "crashed: RuntimeError: boom" in alone.stdout
+    assert 'crashing.py", line 4, in helper' in alone.stderr
+
+
+def test_an_expectation_failure_prints_no_traceback(tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "wrong.py").write_text(
+        "from tcplab import Scenario, TcpState\n"
+        "from tcplab.expect import reaches\n"
+        "scenario = Scenario(id='wrong', title='expects what cannot happen', claims=('C10',), timeout=5)\n"
+        "@scenario.body\n"
+        "async def run(lab, verdicts):\n"
+        "    conn = await lab.connect()\n"
+        "    await reaches(conn.server, TcpState.TIME_WAIT, timeout=0.2)\n"
+    )
+    done = tcplab("run", "--scenarios", str(scenarios), "--results", str(tmp_path / "out"))
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_scenario_script_runs_alone() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "scenarios" / "half_close.py")],
                           capture_output=True, text=True, timeout=60, check=False)

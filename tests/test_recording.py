@@ -6,7 +6,7 @@ import pytest
 import trio
 
 from tcplab import Lab, TcpState
-from tcplab.expect import reaches, segments, traced_path
+from tcplab.expect import holds, reaches, segments, traced_path
 from tcplab.kernel import capture, trace
 from tcplab.recording import Recording
 
@@ -61,3 +61,34 @@ async def test_without_trace_or_capture_the_mode_says_so() -> None:
             await reaches(conn.client, S.FIN_WAIT2)
             assert recording.mode == "snapshots only"
             assert conn.timeline.events == []
+
+
+async def test_an_orphaned_fin_wait2_stays_fin_wait2_until_the_peers_fin() -> None:
+    """Fault 1 of issue 10: an orphan in FIN_WAIT2 is moved into a timewait socket whose
+    substate is FIN_WAIT2 (the trace says FIN_WAIT2 -> CLOSE); it is TIME_WAIT only once the
+    peer's FIN reached it, and its timeline must say so, not relabel the CLOSE as TIME_WAIT."""
+    async with Lab() as lab:
+        with Recording(lab) as recording:
+            conn = await lab.connect()
+            await conn.client.close()  # the orphan: no fd left
+            await reaches(conn.server, S.CLOSE_WAIT)
+            await reaches(conn.client, S.FIN_WAIT2)
+            await holds(conn.client, S.FIN_WAIT2, for_=0.3)
+            recording.sync()
+            before_fin = conn.timeline.traced_path("client")
+            await conn.server.close()
+            await reaches(conn.client, S.TIME_WAIT)
+            recording.sync()
+            events = list(conn.timeline.events)
+            dwell = conn.timeline.dwell("client")
+    assert before_fin[-1] is S.FIN_WAIT2, before_fin
+    fin = next(e for e in events if e.kind == "segment" and e.end == "server"
+               and "FIN" in e.data["flags"])
+    entered = next(e for e in events if e.kind == "state" and e.end == "client"
+                   and e.new is S.TIME_WAIT)
+    assert entered.t >= fin.t, (entered.describe(), fin.describe())
+    # one stay in FIN_WAIT2 from the FIN's ACK to the peer's FIN, however the kernel held it
+    stay = next(d for d in dwell if d.state is S.FIN_WAIT2)
+    assert stay.seconds is not None and stay.seconds >= 0.3
+    assert stay.left == entered.t
+    assert [d.state for d in dwell][-2:] == [S.FIN_WAIT2, S.TIME_WAIT]

@@ -65,9 +65,9 @@ def test_states_after_a_real_run_shows_all_eleven_held(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     shown = tcplab("states", "--results", str(tmp_path), "--check")
     assert shown.returncode == 0, shown.stdout + shown.stderr
-    rows = shown.stdout.splitlines()[2:]
+    rows = shown.stdout.splitlines()[2:2 + len(TcpState)]
     assert [r.split()[0] for r in rows] == [s.value for s in TcpState]
-    data = json.loads(tcplab("states", "--results", str(tmp_path), "--json").stdout)
+    data = json.loads(tcplab("states", "--results", str(tmp_path), "--json").stdout)["states"]
     for state in TcpState:
         observed = data[state.value]["observed"]
         assert data[state.value]["scenario"] == "all-states"

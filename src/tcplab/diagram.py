@@ -57,7 +57,7 @@ def steps(connection: Mapping[str, Any], *, closed_at: float | None = None) -> l
         t, end, source = float(it["t"]), it["end"], it.get("source")
         if end not in LANES:  # a third end in the timeline (a listener, a bound socket): no lane
             continue
-        if source == "capture":
+        if source == "capture" and it.get("kind", "segment") == "segment":
             flags = set(str(it["flags"]).split(","))
             detail = f"seq {it['seq']}" + (f", ack {it['ack']}" if it.get("ack") is not None else "")
             label = it["flags"] + (f" len={it['len']}" if it.get("len") else "")
@@ -69,7 +69,7 @@ def steps(connection: Mapping[str, Any], *, closed_at: float | None = None) -> l
                 prev.detail = f"{prev.count} segments, last {detail}"
                 continue
             out.append(step)
-        elif source == "trace":
+        elif source in ("trace", "capture"):  # a capture "state": a timewait socket's substate
             kind = it.get("kind")
             if kind == "state":
                 new = it.get("new") or "?"

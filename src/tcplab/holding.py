@@ -10,12 +10,14 @@ together to judge C01.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tcplab import results
+from tcplab.errors import UsageError
+from tcplab.scenario import ScenarioResult
 from tcplab.states import TcpState
 
 
@@ -102,15 +104,38 @@ def _state_of(entry: Mapping[str, Any]) -> TcpState | None:
 
 
 def episodes(timeline: Sequence[Mapping[str, Any]]) -> list[Episode]:
-    """Every stretch of every end of one timeline (entries as in results files)."""
+    """Every stretch of every end of one timeline (entries as in results files).
+
+    Stretches come from snapshots (entries with a ``socket``). Each stretch's ``peers`` are
+    the other ends as last seen while it lasted: at its last record, or, where the end's
+    transitions were traced (a merged timeline), up to the traced move that ended it. A
+    peer's last snapshot can be stale (no one polled it while this end was held), so a
+    traced state newer than that snapshot wins, marked with its ``source`` (``trace``;
+    ``capture`` for a timewait socket's substate).
+    """
     found: list[Episode] = []
     last_t = max((float(e["t"]) for e in timeline if "socket" in e), default=0.0)
+    traced = {str(e["end"]) for e in timeline if "socket" not in e and e.get("kind") == "state"}
     current: dict[str, Episode] = {}
+    ended: set[str] = set()  # ends whose running stretch a traced move has ended
     latest: dict[str, dict[str, Any] | None] = {}
+
+    def others(end: str) -> dict[str, dict[str, Any] | None]:
+        return {k: v for k, v in latest.items() if k != end}
+
     for entry in timeline:
+        end = str(entry["end"])
         if "socket" not in entry:  # a traced or captured event, not a snapshot
+            if entry.get("kind") != "state" or not entry.get("new"):
+                continue
+            latest[end] = _traced(entry, latest.get(end))
+            if end in current and current[end].state.value != entry["new"]:
+                ended.add(end)
+            for other, stretch in current.items():
+                if other != end and other in traced and other not in ended:
+                    stretch.peers = others(other)
             continue
-        end, t, state = str(entry["end"]), float(entry["t"]), _state_of(entry)
+        t, state = float(entry["t"]), _state_of(entry)
         running = current.get(end)
         if running is not None and running.state is not state:
             running.stop, running.open_ended = t, False
@@ -120,12 +145,23 @@ def episodes(timeline: Sequence[Mapping[str, Any]]) -> list[Episode]:
             continue
         if end not in current:
             current[end] = Episode(state, end, t, last_t, True, {})
+            ended.discard(end)
             found.append(current[end])
         # The stretch's last record, and its peers as last seen by then (a hold's final
         # observation records the peers just before the end itself).
         current[end].socket = dict(entry["socket"])
-        current[end].peers = {k: v for k, v in latest.items() if k != end}
+        if end not in ended:
+            current[end].peers = others(end)
     return found
+
+
+def _traced(event: Mapping[str, Any], last: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A peer's state after a traced transition: its last snapshot if that says the same,
+    else the traced state alone (no queues or timer were read then)."""
+    new = str(event["new"])
+    if last is not None and last.get("state") == new:
+        return last
+    return {"state": new, "source": str(event.get("source", "trace"))}
 
 
 @dataclass
@@ -140,43 +176,42 @@ class Observation:
     episode: Episode | None
 
 
-def _load(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def result_files(results: Path) -> list[Path]:
-    """``results/<run>/results.json``, newest run first (run ids sort by time)."""
-    return sorted(results.glob("*/results.json"), key=lambda p: p.parent.name, reverse=True)
-
-
 def observations(files: Iterable[Path]) -> dict[TcpState, Observation | None]:
-    """Per state, from the newest file holding a run of one of its holders: the last such
-    run's longest stretch in that state (None if no file has any holder run)."""
+    """Per state, from the first of ``files`` (newest first: ``tcplab.results.run_files``)
+    holding a run of one of its holders: the last such run's longest stretch in that state
+    (None if no file has any holder run). A file that is not a results file is passed over."""
     out: dict[TcpState, Observation | None] = dict.fromkeys(HOLDERS)
     for path in files:
-        data = _load(path)
-        if data is None:
+        try:
+            run = results.load(path)
+        except UsageError:
             continue
-        runs: dict[str, dict[str, Any]] = {}
-        for result in data.get("scenarios", []):
-            if result.get("status") != "skipped":
-                runs[str(result.get("id"))] = result  # the last run of each id wins
+        runs: dict[str, ScenarioResult] = {}
+        for result in run.scenarios:
+            if result.status != "skipped":
+                runs[result.id] = result  # the last run of each id wins
         for state, holders in HOLDERS.items():
             if out[state] is not None:
                 continue
             fallback = Holder(COMPOSITE, "every holder at once: the longest stretch of any")
             for holder in (*holders, fallback):
-                result = runs.get(holder.scenario)
-                if result is None:
+                held_by = runs.get(holder.scenario)
+                if held_by is None:
                     continue
-                stretches = [e for tl in result.get("timelines", []) for e in episodes(tl)
+                stretches = [e for tl in _timelines(held_by) for e in episodes(tl)
                              if e.state is state]
                 best = max(stretches, key=lambda e: e.held, default=None)
-                out[state] = Observation(state, holder, path, str(result.get("status")),
-                                         str(result.get("mode", "")), best)
+                out[state] = Observation(state, holder, run.path, held_by.status, held_by.mode, best)
                 break
+    return out
+
+
+def _timelines(result: ScenarioResult) -> list[list[dict[str, Any]]]:
+    """Each connection's timeline: merged with the traced events where the results file kept
+    it (``connections`` lists the lab's connections first, in the order of ``timelines``)."""
+    out = []
+    for i, snapshots in enumerate(result.timelines):
+        conn = result.connections[i] if i < len(result.connections) else {}
+        merged = conn.get("timeline")
+        out.append(merged if isinstance(merged, list) and merged else snapshots)
     return out

@@ -10,9 +10,20 @@ the run had. The reader is a thread rather than a trio task so the scenario body
 exceptions as they are (no nursery wraps them); it is joined before ``close`` returns, and
 ``close`` always runs, so no thread, fd or tracefs instance outlives the run.
 
-Entering TIME_WAIT is traced as a move to CLOSE: when an end moves to CLOSE from
-FIN_WAIT1, FIN_WAIT2 or CLOSING, the recording asks sock_diag (and the end's snapshots)
-whether a timewait socket now holds its four-tuple, and if so files the move as TIME_WAIT.
+Entering a timewait socket is traced as a move to CLOSE (``tcp_time_wait`` ends in
+``tcp_done``): when an end moves to CLOSE from FIN_WAIT1, FIN_WAIT2 or CLOSING, the
+recording asks the end's snapshots (and sock_diag) whether a timewait socket now holds its
+four-tuple. A timewait socket has a *substate*, and sock_diag reports it as the state
+(``inet_twsk_diag_fill``: ``idiag_state = tw->tw_substate``, timer 3): an orphaned end in
+FIN_WAIT2 is moved into one whose substate is still FIN_WAIT2 (``tcp_time_wait(sk,
+TCP_FIN_WAIT2, tmo)`` in ``tcp_close``, ``tcp_rcv_state_process`` and
+``tcp_keepalive_timer``, net/ipv4/tcp.c, tcp_input.c, tcp_timer.c). It turns TIME_WAIT only
+when the peer's FIN reaches it (``tcp_timewait_state_process``, net/ipv4/tcp_minisocks.c);
+new data instead makes it answer RST and vanish. So the move is filed under the substate:
+TIME_WAIT from CLOSING, or when the peer's FIN had reached the end (the capture shows it);
+FIN_WAIT2 otherwise, followed by a ``FIN_WAIT2 -> TIME_WAIT`` event at the moment the
+capture shows the peer's FIN (source ``capture``: no tracepoint sees a timewait socket).
+Without a capture, the substate sock_diag reported is taken as it is.
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from tcplab.kernel.capture import CaptureUnavailable, Segment, SegmentCapture
 from tcplab.kernel.diag import SockDiag
-from tcplab.kernel.model import Address, FourTuple
+from tcplab.kernel.model import Address, FourTuple, TimerKind
 from tcplab.kernel.trace import TraceEvent, TraceUnavailable, TransitionRecorder
 from tcplab.states import TcpState
 from tcplab.timeline import Event, Timeline
@@ -39,6 +50,12 @@ S = TcpState
 #: States from which a traced move to CLOSE may really be the move to TIME_WAIT.
 _TIMEWAIT_SOURCES = frozenset({S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING})
 READ_INTERVAL = 0.01  # seconds the reader thread waits for the kernel between drains
+#: How much later than a traced move a captured segment may be stamped and still count as
+#: having reached the end before it. On loopback a segment is captured as it leaves, and the
+#: receiver processes it some 5-50 µs later; the two clocks are lined up to well under a
+#: microsecond (``capture.clock_offset_ns``). An orphan that closes just before the peer's
+#: FIN (the lab closing both ends at once) sees that FIN about 8 µs after its move.
+FIN_SLACK = 2e-6
 
 
 @dataclass
@@ -66,7 +83,7 @@ class Recording:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._diag: SockDiag | None = None
-        self._timewait: dict[tuple[FourTuple, float], bool] = {}
+        self._timewait: dict[tuple[FourTuple, float], TcpState | None] = {}
         #: Traffic on the lab's ports that belongs to no ``Connection``.
         self.flows: list[Flow] = []
         self.error: str = ""
@@ -257,36 +274,71 @@ class Recording:
                 earlier = [e for e in syn_sent.get(key[1], []) if e.t <= mine[0].t]
                 if earlier:
                     mine.insert(0, earlier[-1])
-            for ev in mine:
-                timeline.add_event(self._trace_entry(label, four_tuple, timeline, ev, started))
+            peer_segments = seg_by_ports.get((key[1], key[0]), [])
+            own_segments = seg_by_ports.get(key, [])
+            for index in range(len(mine)):
+                for event in self._trace_entries(label, four_tuple, timeline, mine, index,
+                                                 (own_segments, peer_segments), started):
+                    timeline.add_event(event)
         flows = {label: seg_by_ports.get((ft.local.port, ft.remote.port), []) for label, ft, _ in ends}
         self._file_segments(ends[0][2], flows, started)
         return keys
 
-    def _trace_entry(self, label: str, four_tuple: FourTuple, timeline: Timeline, ev: TraceEvent,
-                     started: float) -> Event:
+    def _trace_entries(self, label: str, four_tuple: FourTuple, timeline: Timeline,
+                       mine: list[TraceEvent], index: int,
+                       segments: tuple[list[Segment], list[Segment]], started: float) -> list[Event]:
+        """The timeline events for ``mine[index]`` (the earlier ones bound which connection
+        on this four-tuple it belongs to); ``segments``: this end's and its peer's, captured."""
+        ev = mine[index]
         t = ev.t - started
         if ev.kind != "state":
-            return Event(t, label, "trace", ev.kind, ev.describe(),
-                         data={"state": ev.state.value if ev.state else None, "detail": ev.detail})
-        new, note = ev.new, ""
-        if new is S.CLOSED and ev.old in _TIMEWAIT_SOURCES and self._is_timewait(
-                label, four_tuple, timeline, ev, t):
-            new, note = S.TIME_WAIT, " (traced as CLOSE: a timewait socket took over)"
-        return Event(t, label, "trace", "state", f"{ev.old} -> {new}{note}", old=ev.old, new=new,
-                     data={"traced_new": ev.new.value if ev.new else None})
+            return [Event(t, label, "trace", ev.kind, ev.describe(),
+                          data={"state": ev.state.value if ev.state else None, "detail": ev.detail})]
+        plain = Event(t, label, "trace", "state", f"{ev.old} -> {ev.new}", old=ev.old, new=ev.new,
+                      data={"traced_new": ev.new.value if ev.new else None})
+        if ev.new is not S.CLOSED or ev.old not in _TIMEWAIT_SOURCES:
+            return [plain]
+        substate = self._timewait_substate(label, four_tuple, timeline, ev, t)
+        if substate is None:
+            return [plain]
+        # The peer's segments of this connection: after this end's last ESTABLISHED (an
+        # earlier connection on the same four-tuple is not this one's).
+        since = max((e.t for e in mine[:index] if e.new is S.ESTABLISHED), default=float("-inf"))
+        own, peer = ([s for s in segs if s.t > since] for segs in segments)
+        fin_before = any("FIN" in s.flag_set for s in peer if s.t <= ev.t + FIN_SLACK)
+        if ev.old is S.CLOSING or (self.capture is not None and fin_before):
+            substate = S.TIME_WAIT
+        elif self.capture is not None:
+            substate = S.FIN_WAIT2
+        note = (" (traced as CLOSE: a timewait socket took over)" if substate is S.TIME_WAIT else
+                " (traced as CLOSE: a timewait socket took over, its substate FIN_WAIT2 until "
+                "the peer's FIN arrives)")
+        out = [Event(t, label, "trace", "state", f"{ev.old} -> {substate}{note}", old=ev.old,
+                     new=substate, data={"traced_new": S.CLOSED.value, "timewait": substate.value})]
+        if substate is S.FIN_WAIT2 and self.capture is not None:
+            later = _timewait_fate(ev.t, own, peer)
+            if later is not None:
+                at, new, why = later
+                out.append(Event(at - started, label, "capture", "state",
+                                 f"FIN_WAIT2 -> {new} ({why})", old=S.FIN_WAIT2, new=new,
+                                 data={"traced_new": None, "timewait": new.value}))
+        return out
 
-    def _is_timewait(self, label: str, four_tuple: FourTuple, timeline: Timeline, ev: TraceEvent,
-                     t: float) -> bool:
-        """Did this end's move to CLOSE at ``t`` leave a timewait socket behind?"""
+    def _timewait_substate(self, label: str, four_tuple: FourTuple, timeline: Timeline,
+                           ev: TraceEvent, t: float) -> TcpState | None:
+        """Did this end's move to CLOSE at ``t`` leave a timewait socket behind? Its substate
+        as sock_diag reported it (FIN_WAIT2 or TIME_WAIT), or None if there is none."""
         key = (four_tuple, ev.t)
         if key not in self._timewait:
-            seen = any(e.end == label and e.state is S.TIME_WAIT and e.t >= t - 0.001
-                       for e in timeline.entries)
-            if not seen and self._diag is not None:
+            seen = next((e.record.state for e in timeline.entries
+                         if e.end == label and e.t >= t - 0.001 and e.record is not None
+                         and e.record.timer.kind is TimerKind.TIMEWAIT), None)
+            if seen is None and self._diag is not None:
                 record = self._diag.lookup(four_tuple)
-                seen = record is not None and record.state is S.TIME_WAIT
-            self._timewait[key] = seen
+                if record is not None and (record.timer.kind is TimerKind.TIMEWAIT
+                                           or record.state is S.TIME_WAIT):
+                    seen = record.state
+            self._timewait[key] = seen if seen in (S.FIN_WAIT2, S.TIME_WAIT) else None
         return self._timewait[key]
 
     def _file_segments(self, timeline: Timeline, flows: dict[str, list[Segment]],
@@ -307,6 +359,22 @@ class Recording:
                           "ack": rel_ack, "len": seg.payload, "win": seg.window}))
 
 
+def _timewait_fate(closed: float, own: list[Segment], peer: list[Segment]) -> tuple[float, TcpState, str] | None:
+    """What became of a timewait socket in substate FIN_WAIT2 made at ``closed``: the first
+    segment of the peer after it that carries a FIN or data decides (tcp_timewait_state_process).
+    A bare FIN moves it to TIME_WAIT; data makes it answer RST and vanish. None: neither seen."""
+    for seg in peer:
+        if seg.t <= closed + FIN_SLACK or not ("FIN" in seg.flag_set or seg.payload):
+            continue
+        if "FIN" in seg.flag_set and not seg.payload:
+            return seg.t, S.TIME_WAIT, "the peer's FIN reached the timewait socket"
+        rst = next((s for s in own if s.t >= seg.t and "RST" in s.flag_set), None)
+        if rst is not None:
+            return rst.t, S.CLOSED, "the peer sent data to the timewait socket, which answered RST"
+        return None
+    return None
+
+
 def _initial_seq(segments: list[Segment]) -> int:
     """The sender's initial sequence number: its SYN's, else its first segment's."""
     for seg in segments:
@@ -316,7 +384,8 @@ def _initial_seq(segments: list[Segment]) -> int:
 
 
 def connection_evidence(conn: Connection) -> dict[str, Any]:
-    """What a results file keeps about one connection: ends, traced paths, merged timeline."""
+    """What a results file keeps about one connection: ends, traced paths, each end's time in
+    each traced state (``dwell``), merged timeline."""
     return flow_evidence(conn.client.four_tuple, conn.timeline)
 
 
@@ -332,5 +401,6 @@ def flow_evidence(client: FourTuple, timeline: Timeline, *, accepted: bool = Tru
         "traced_path": {label: [s.value for s in timeline.traced_path(label)]
                         for label in ("client", "server")},
         "segments": len(timeline.segments()),
+        "dwell": {label: [d.to_json() for d in timeline.dwell(label)] for label in ("client", "server")},
         "timeline": timeline.merged_json(),
     }

@@ -13,15 +13,13 @@ file (``tcplab report RESULTS.json``) without running anything.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from tcplab import diagram, ledger
-from tcplab.errors import UsageError
+from tcplab import diagram, ledger, results
 from tcplab.verdict import DISPLAY_ORDER
 
 VERDICT_ORDER = DISPLAY_ORDER
@@ -30,18 +28,9 @@ NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, i
 
 
 def load(path: Path) -> dict[str, Any]:
-    """A results file of ``tcplab run``, or a ``UsageError`` saying plainly what is wrong with
-    it (one line for the CLI, never a traceback)."""
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(
-            f"{path} does not exist: pass a results.json written by `tcplab run`") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path} is not a readable results file: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise UsageError(f"{path} has no `scenarios` list: not a results file of `tcplab run`")
-    return data
+    """A results file of ``tcplab run`` as its JSON, checked by ``tcplab.results.load`` (a
+    ``UsageError`` saying plainly what is wrong with it: one line, never a traceback)."""
+    return dict(results.load(path).data)
 
 
 def _scenario_runs(results: Mapping[str, Any]) -> dict[str, list[Mapping[str, Any]]]:
@@ -62,7 +51,7 @@ def _representative(runs: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return runs[0]
 
 
-def summary_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
+def summary_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per scenario: id, outcome, claims, verdicts, median duration, mode."""
     runs = _scenario_runs(results)
     rows = []
@@ -81,6 +70,9 @@ def summary_rows(results: Mapping[str, Any]) -> list[dict[str, str]]:
             "claims": ", ".join(first.get("claims", [])),
             "verdicts": ", ".join(f"{c} {v}" for c, v in row.get("verdicts", {}).items())
                         or (row.get("reason") or "-"),
+            # the same as data, for renderers that must not split the text above again
+            "verdict_pairs": [(str(c), str(v)) for c, v in row.get("verdicts", {}).items()],
+            "reason": str(row.get("reason") or ""),
             "duration": "-" if row.get("median_s") is None else f"{row['median_s']:.2f} s",
             "mode": mode + (f"; {observation}" if observation else ""),
         })
@@ -208,6 +200,24 @@ table.claims td:nth-child(3){width:13%}table.claims .muted{font-size:12px}
 """
 
 
+def _text_html(text: str) -> str:
+    """Escaped text with Markdown's `code` spans drawn as <code> (results text uses them)."""
+    parts = escape(str(text)).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the text as it is
+        return escape(str(text))
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _anchor(sid: str) -> str:
+    return "scenario-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in sid)
+
+
+def _scenario_links(names: Sequence[str], known: Mapping[str, object]) -> str:
+    """Scenario ids, each a link to its section when this report has one."""
+    return ", ".join(f'<a href="#{_anchor(n)}">{escape(n)}</a>' if n in known else escape(n)
+                     for n in names)
+
+
 def _verdict_html(text: str) -> str:
     return " ".join(
         f'<span class="v v-{escape(part)}">{escape(part)}</span>' if part in VERDICT_ORDER
@@ -232,39 +242,49 @@ def html(results: Mapping[str, Any]) -> str:
            f'<p class="muted">run {escape(results.get("run_id", ""))} · Linux '
            f'{escape(host.get("kernel", "?"))} · {len(results.get("scenarios", []))} runs in '
            f'{results.get("wall_time_s", 0):.1f} s · started {escape(results.get("started", ""))}</p>',
-           "<h2>Summary</h2>"]
+           ]
+    sections = _scenario_runs(results)
+    out.append('<nav id="contents"><h2>Contents</h2><ul><li><a href="#summary">Summary</a></li>'
+               '<li><a href="#claims">Claims</a></li><li><a href="#scenarios">Scenarios</a><ul>'
+               + "".join(f'<li><a href="#{_anchor(sid)}">{escape(sid)}</a> '
+                         f'<span class="muted">{escape(_representative(runs)["status"])}</span></li>'
+                         for sid, runs in sections.items())
+               + "</ul></li></ul></nav>")
+    out.append('<h2 id="summary">Summary</h2>')
     srows = summary_rows(results)
     out.append(_html_table(
         ("scenario", "outcome", "claims", "verdicts", "median", "mode"),
-        [(f'<a href="#{escape(r["id"])}">{escape(r["id"])}</a>',
+        [(_scenario_links([r["id"]], sections),
           f'<span class="nw">{escape(r["outcome"])}</span>',
-          escape(r["claims"]), " ".join(
-              f'<span class="nw">{escape(part.split(" ")[0])}&nbsp;'
-              f'{_verdict_html(part.split(" ", 1)[1])}</span>'
-              if " " in part else escape(part) for part in r["verdicts"].split(", ")),
+          escape(r["claims"]),
+          " ".join(f'<span class="nw">{escape(c)}&nbsp;{_verdict_html(v)}</span>'
+                   for c, v in r["verdict_pairs"]) or _text_html(r["reason"] or "-"),
           escape(r["duration"]), escape(r["mode"])) for r in srows]))
-    out.append("<h2>Claims</h2>")
+    out.append('<h2 id="claims">Claims</h2>')
     out.append(_html_table(
         ("claim", "verdict", "scenarios", "evidence"),
-        [(escape(r["claim"]) + (f'<div class="muted">{escape(r["statement"])}</div>'
+        [(escape(r["claim"]) + (f'<div class="muted">{_text_html(r["statement"])}</div>'
                                 if r["statement"] else ""),
-          _verdict_html(r["verdict"]), escape(r["scenarios"]), escape(r["evidence"]))
+          _verdict_html(r["verdict"]),
+          _scenario_links([n for n in r["scenarios"].split(", ") if n], sections),
+          _text_html(r["evidence"]))
          for r in claim_rows(results)], css="claims"))
-    out.append("<h2>Scenarios</h2>")
-    for sid, runs in _scenario_runs(results).items():
+    out.append('<h2 id="scenarios">Scenarios</h2>')
+    out.append(f'<p class="muted">How to read the diagrams: {escape(diagram.LEGEND)}.</p>')
+    for sid, runs in sections.items():
         run = _representative(runs)
         status = run["status"]
-        out.append(f'<h3 id="{escape(sid)}">{escape(sid)}</h3>')
+        out.append(f'<h3 id="{_anchor(sid)}">{escape(sid)}</h3>')
         out.append(f"<p>{escape(run.get('title', ''))}<br>"
                    f'<span class="s-{escape(status)}">{escape(status)}</span>'
-                   + (f" — {escape(run['reason'].splitlines()[0])}" if run.get("reason") else "")
+                   + (f" — {_text_html(run['reason'].splitlines()[0])}" if run.get("reason") else "")
                    + f' <span class="muted">· {escape(run.get("mode") or "-")} · '
                    f'{escape(run.get("observation") or "-")} · {run.get("duration_s", 0):.2f} s'
                    "</span></p>")
         if run.get("verdicts"):
             out.append('<ul class="verdicts">' + "".join(
                 f"<li><b>{escape(v['claim'])}</b> {_verdict_html(v['verdict'])} "
-                f"{escape(v['summary'])}</li>" for v in run["verdicts"]) + "</ul>")
+                f"{_text_html(v['summary'])}</li>" for v in run["verdicts"]) + "</ul>")
         connections = run.get("connections", [])
         if not connections:
             out.append(f'<p class="muted">{escape(NO_DIAGRAM)}</p>')
@@ -276,7 +296,7 @@ def html(results: Mapping[str, Any]) -> str:
                        + f"<figcaption>{kind} {escape(conn['client'])}; "
                        f"{conn.get('segments', 0)} segments captured"
                        + (f"; traced {escape(paths)}" if paths else "; no trace")
-                       + f"<br>{escape(diagram.LEGEND)}</figcaption></figure>")
+                       + "</figcaption></figure>")
         if len(connections) > 2:
             out.append(f'<p class="muted">{len(connections) - 2} more connection(s) in '
                        "results.json</p>")

@@ -135,6 +135,8 @@ class Scenario:
             Path(args.json).write_text(json.dumps(result.to_json(), indent=1))
         if not args.quiet:
             print(result.render())
+            if result.crash_traceback:  # a crash: where it happened, with the failure
+                print(result.crash_traceback, file=sys.stderr, end="")
         raise SystemExit(EXIT_FAILED if result.status == "failed" else EXIT_OK)
 
 
@@ -179,6 +181,12 @@ class ScenarioResult:
             sysctls=dict(data.get("sysctls", {})), observation=data.get("observation", ""),
             connections=list(data.get("connections", [])),
         )
+
+    @property
+    def crash_traceback(self) -> str:
+        """The traceback of a run that crashed (not of a failed expectation), else ""."""
+        text = self.evidence.get("traceback") if self.status == "failed" else None
+        return text if isinstance(text, str) else ""
 
     def render(self) -> str:
         lines = [f"{self.id}: {self.status.upper()} in {self.duration:.2f} s ({self.mode})"]

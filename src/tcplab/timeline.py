@@ -75,6 +75,31 @@ class Event:
         return out
 
 
+@dataclass(frozen=True)
+class Dwell:
+    """How long an end stayed in ``state``: from ``entered`` to ``left`` (lab seconds), as
+    bcc's ``tcpstates`` gives the time spent in the state a transition leaves. ``entered`` is
+    None for the state the end was in when the trace first saw it; ``left`` is None for the
+    state it was last seen entering (no tracepoint marks a timewait socket's end)."""
+
+    state: TcpState
+    entered: float | None
+    left: float | None
+
+    @property
+    def seconds(self) -> float | None:
+        if self.entered is None or self.left is None:
+            return None
+        return self.left - self.entered
+
+    def to_json(self) -> dict[str, Any]:
+        seconds = self.seconds
+        return {"state": self.state.value,
+                "entered": None if self.entered is None else round(self.entered, 6),
+                "left": None if self.left is None else round(self.left, 6),
+                "ms": None if seconds is None else round(seconds * 1e3, 3)}
+
+
 class Timeline:
     """The changes seen on the ends of one connection (or any set of named ends).
 
@@ -141,6 +166,22 @@ class Timeline:
                 out.append(event.old)
             if not out or out[-1] is not event.new:
                 out.append(event.new)
+        return out
+
+    def dwell(self, end: str) -> list[Dwell]:
+        """``end``'s states from its state events (traced, or a timewait socket's substate
+        change seen in the capture), each with the time the end spent in it."""
+        out: list[Dwell] = []
+        for event in self.events:
+            if event.end != end or event.kind != "state" or event.new is None:
+                continue
+            if not out and event.old is not None:
+                out.append(Dwell(event.old, None, None))
+            if out and out[-1].state is event.new:
+                continue  # the same state, now held by a timewait socket: one stay
+            if out:
+                out[-1] = Dwell(out[-1].state, out[-1].entered, event.t)
+            out.append(Dwell(event.new, event.t, None))
         return out
 
     def segments(self) -> list[Event]:

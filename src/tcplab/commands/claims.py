@@ -1,6 +1,7 @@
 """``tcplab claims``: the ledger of the forty claims for one results file.
 
-With no RESULTS.json it reads the newest ``results/*/results.json``. With no results file at
+With no RESULTS.json it reads the newest run under ``results/`` (``tcplab.results.newest``:
+the rule every command shares). With no results file at
 all it still prints the ledger — every claim "not run", "no scenario yet" or "not
 reproducible here" — so the coverage can be read before anything ran, then says on stderr
 that nothing was measured and exits 3 (``EXIT_UNAVAILABLE``): a script asking for verdicts
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from tcplab import catalog, ledger, table
 from tcplab.errors import EXIT_OK, EXIT_UNAVAILABLE, UsageError
-from tcplab.report import load
+from tcplab.results import Run, load, newest
 from tcplab.scenario import Scenario
 
 NAME = "claims"
@@ -36,12 +37,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
 
 
-def newest(base: Path) -> Path | None:
-    """The most recently written ``<base>/*/results.json``, or None."""
-    found = [p for p in base.glob("*/results.json") if p.is_file()]
-    return max(found, key=lambda p: (p.stat().st_mtime, str(p))) if found else None
-
-
 def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
     """The scenario catalog; outside a checkout with none bundled, an empty one (the results
     file alone still says what ran), unless ``--scenarios`` named a directory."""
@@ -55,15 +50,16 @@ def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
 
 def execute(args: argparse.Namespace) -> int:
     path = Path(args.results_file) if args.results_file else newest(Path(args.results))
-    results = load(path) if path is not None else None
+    run: Run | None = load(path) if path is not None else None
+    results = run.data if run is not None else None
     rows = ledger.build(results, known_scenarios(args.scenarios))
     if args.json:
-        print(json.dumps({"results": str(path) if path else None,
-                          "run_id": results.get("run_id") if results else None,
+        print(json.dumps({"results": str(run.path) if run else None,
+                          "run_id": run.run_id if run else None,
                           "tally": ledger.tally(rows), "ledger": ledger.to_json(rows)}, indent=1))
     else:
         print(render(rows))
-        where = f"{path}" if path else "no results file"
+        where = f"{run.path} (run {run.run_id})" if run else "no results file"
         counts = ", ".join(f"{n} {k}" for k, n in ledger.tally(rows).items())
         print(f"\n{len(rows)} claims ({counts}); from {where}")
     if results is None:

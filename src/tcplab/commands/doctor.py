@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from tcplab import doctor, ledger, table
-from tcplab.commands.claims import known_scenarios, newest
+from tcplab.commands.claims import known_scenarios
 from tcplab.errors import EXIT_OK, UsageError
-from tcplab.report import load
+from tcplab.results import load, newest
 
 NAME = "doctor"
 HELP = "audit this host's TCP tunables (read only): value, what it really does, advice"
@@ -41,12 +41,12 @@ def _ledger_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], str | 
     if path is None:
         return [], None, None
     try:
-        results = load(path)
+        run = load(path)
     except UsageError as exc:
         print(f"tcplab: ignoring the newest results file: {exc}", file=sys.stderr)
         return [], None, None
-    rows = ledger.to_json(ledger.build(results, known_scenarios(args.scenarios)))
-    return rows, str(results.get("run_id") or path.parent.name), str(path)
+    rows = ledger.to_json(ledger.build(run.data, known_scenarios(args.scenarios)))
+    return rows, run.run_id, str(run.path)
 
 
 def execute(args: argparse.Namespace) -> int:

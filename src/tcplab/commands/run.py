@@ -83,6 +83,8 @@ def execute(args: argparse.Namespace) -> int:
     failed = [r for r in report.results if r.status == "failed"]
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
+        if r.crash_traceback:  # a crash: the traceback too, not only inside results.json
+            print(r.crash_traceback, file=sys.stderr, end="")
     print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {path}")
     print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
     return EXIT_FAILED if failed else EXIT_OK

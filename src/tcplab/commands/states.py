@@ -9,7 +9,8 @@ from typing import Any
 
 from tcplab import table
 from tcplab.errors import EXIT_FAILED, EXIT_OK, UsageError
-from tcplab.holding import HOLDERS, Episode, Observation, holder_ids, observations, result_files
+from tcplab.holding import HOLDERS, Episode, Observation, holder_ids, observations
+from tcplab.results import newest, run_files
 
 NAME = "states"
 HELP = "each TCP state: the scenario holding it, how, and what the newest results observed"
@@ -17,7 +18,8 @@ HELP = "each TCP state: the scenario holding it, how, and what the newest result
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", metavar="DIR",
-                        help="read DIR/<run>/results.json, newest first (default: %(default)s)")
+                        help="read the runs DIR/<run id>/results.json, newest first; or one run's "
+                             "directory (default: %(default)s)")
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 unless every state was observed held")
@@ -27,6 +29,8 @@ def _socket(sock: dict[str, Any] | None) -> str:
     if not sock:
         return "gone"
     timer = sock.get("timer", {})
+    if sock.get("source") in ("trace", "capture"):  # a transition newer than its last snapshot
+        return f"{sock['state']} ({sock['source']})"
     parts = [str(sock["state"]), f"q={sock.get('recv_q', 0)}/{sock.get('send_q', 0)}"]
     if timer.get("kind", "off") != "off":
         parts.append(f"timer={timer['kind']},{timer.get('remaining_s', 0):.3f}s,{timer.get('fired', 0)}")
@@ -69,13 +73,17 @@ def execute(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if not results.is_dir():
         raise UsageError(f"no results directory {results}: run `tcplab run` first or pass --results DIR")
-    found = observations(result_files(results))
+    found = observations(run_files(results))
+    latest = newest(results)
     if args.json:
-        print(json.dumps({s.value: _to_json(o) for s, o in found.items()}, indent=1))
+        print(json.dumps({"newest_run": str(latest) if latest else None,
+                          "states": {s.value: _to_json(o) for s, o in found.items()}}, indent=1))
     else:
         rows = [_row(o, s.value) for s, o in found.items()]
         print(table.render(("state", "scenario", "held by", "held s", "end seen", "other ends", "run"),
                            rows))
+        print(f"\nnewest run: {latest.parent.name if latest else 'none'} "
+              f"(older runs fill in states it did not hold)")
         missing = [s.value for s, o in found.items() if o is None or o.episode is None]
         if missing:
             print(f"\nnot observed: {', '.join(missing)} (scenarios: {' '.join(holder_ids())})")
