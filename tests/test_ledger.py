@@ -153,3 +153,14 @@ def test_disagreeing_verdicts_are_all_shown() -> None:
     assert skipped.evidence == (
         "no verdict in this run: scenario c was skipped (needs root: run as root)")
     assert rows["C01"].status == ledger.NO_SCENARIO
+
+
+def test_claims_markdown_is_the_readme_table(run_file: Path) -> None:
+    done = tcplab("claims", str(run_file), "--markdown")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("| claim | articles |") and len(lines) == 2 + len(claims.CLAIMS)
+    c37 = next(line for line in lines if line.startswith("| C37 |"))
+    assert "| not reproducible |" in c37
+    readme = (ROOT / "README.md").read_text()
+    assert lines[0] in readme  # the README carries this table (regenerated from a full run)

@@ -34,7 +34,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", metavar="DIR",
                         help="where to look for the newest run (default: %(default)s)")
     parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
-    parser.add_argument("--json", action="store_true", help="print JSON for scripts")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print JSON for scripts")
+    out.add_argument("--markdown", action="store_true",
+                     help="print the Markdown table the README carries (claim, articles, verdict)")
 
 
 def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
@@ -57,6 +60,8 @@ def execute(args: argparse.Namespace) -> int:
         print(json.dumps({"results": str(run.path) if run else None,
                           "run_id": run.run_id if run else None,
                           "tally": ledger.tally(rows), "ledger": ledger.to_json(rows)}, indent=1))
+    elif args.markdown:
+        print(markdown(rows))
     else:
         print(render(rows))
         where = f"{run.path} (run {run.run_id})" if run else "no results file"
@@ -74,3 +79,16 @@ def render(rows: list[ledger.Row]) -> str:
     lines = [(r.claim.id, r.verdict or r.status, ", ".join(r.scenarios) or "-", r.evidence)
              for r in rows]
     return table.render(("claim", "verdict", "scenarios", "evidence"), lines)
+
+
+def markdown(rows: list[ledger.Row]) -> str:
+    """The ledger as the README's Markdown table: each claim with the articles that make it,
+    our wording, the verdict (or why there is none) and the scenarios that judged it."""
+    out = ["| claim | articles | what the articles say (our words) | verdict | scenario |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        verdict = f"**{r.verdict}**" if r.verdict else r.status
+        scenarios = ", ".join(f"`{s}`" for s in r.scenarios) or "-"
+        articles = ", ".join(r.claim.seed_ids)
+        out.append(f"| {r.claim.id} | {articles} | {r.claim.statement} | {verdict} | {scenarios} |")
+    return "\n".join(out)
