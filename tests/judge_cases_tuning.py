@@ -6,7 +6,7 @@ from judge_case import Case
 from tcplab.judges.tuning import SynBacklog, SynCookies, TwBuckets, TwRecycle, TwReuse
 from tcplab.verdict import Verdict
 
-C, P, R, O = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
+C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 ADDR = "EADDRNOTAVAIL"
 
 
@@ -48,7 +48,7 @@ CASES = [
     Case("C28", "reuse=0 reused too: the setting changes nothing", reuse(off=0.0), R),
     # C29
     Case("C29", "this kernel: the tunable is gone, its neighbours are there",
-         TwRecycle("6.18", False, True, None, "ENOENT"), O, ("4.12", "4396e46187ca", "ENOENT")),
+         TwRecycle("6.18", False, True, None, "ENOENT"), OUT, ("4.12", "4396e46187ca", "ENOENT")),
     Case("C29", "an old kernel where recycling ends TIME_WAIT in 3.5 RTO, default 0",
          TwRecycle("4.9", True, True, 0, None, 0.7), C, ("0.70 s",)),
     Case("C29", "present and on, yet the TIME_WAIT stayed beyond the limit",

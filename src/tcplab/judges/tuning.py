@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tcplab.judges import Judgement, judge
 from tcplab.verdict import Verdict
 
-C, P, R, O = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
+C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 
 
 def _after(seconds: float | None) -> str:
@@ -104,7 +104,7 @@ class TwRecycle:
     limit_s: float = 10.0
 
 
-@judge("C29", C, P, R, O)
+@judge("C29", C, P, R, OUT)
 def c29(m: TwRecycle) -> Judgement:
     """Removed in Linux 4.12 (commit 4396e46187ca "tcp: remove tcp_tw_recycle"): absent
     means outdated. Where present, recycling must end a TIME_WAIT well before the usual
@@ -113,7 +113,7 @@ def c29(m: TwRecycle) -> Judgement:
         if not m.neighbours_present:
             return Judgement(R, f"Linux {m.kernel}: neither tcp_tw_recycle nor its neighbours "
                                 f"are readable here; nothing recycles TIME_WAIT sockets")
-        return Judgement(O, f"Linux {m.kernel} has no tcp_tw_recycle (setting it fails: "
+        return Judgement(OUT, f"Linux {m.kernel} has no tcp_tw_recycle (setting it fails: "
                             f"{m.write_error}), while tcp_tw_reuse and tcp_max_tw_buckets are "
                             f"there: removed in Linux 4.12, commit 4396e46187ca")
     recycled = m.time_wait_s is not None and m.time_wait_s < m.limit_s
