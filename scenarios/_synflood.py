@@ -27,6 +27,7 @@ from tcplab import Lab, TcpState
 from tcplab.expect import within
 from tcplab.judges.tuning import SynBacklog, SynCookies
 from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.kmsg import KernelLog
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 S = TcpState
@@ -136,3 +137,32 @@ def backlog_of(wide: Flood, narrow: Flood, setting: int, max_syn_backlog: int,
     """C33's measurement from floods at a listen backlog above and below the sysctl."""
     return SynBacklog(setting, max_syn_backlog, wide.backlog, wide.syn_recv, narrow.backlog,
                       narrow.syn_recv, defaults.get(MAX_SYN_BACKLOG), defaults.get(SYNCOOKIES))
+
+
+async def synflood_notice(lab: Lab, log: KernelLog, *, timeout: float = 2.0) -> str | None:
+    """Make the kernel log its SYN-flood notice and return the line ``log`` read (None: the
+    reader did not see it within ``timeout``).
+
+    The notice is a kernel TCP message (tcp_syn_flood_action, net/ipv4/tcp_input.c) printed
+    once per listener at info level through net_ratelimit, the way the old time-wait overflow
+    warning was: a reader that sees it would have seen that warning. A fresh listen(1) whose
+    final ACKs are dropped overflows its SYN queue at the second SYN."""
+    listener = await lab.listen(backlog=1)
+    accept_only_syns_from(listener.sock, listener.address.host)
+    marker = f"SYN flooding on port {listener.address.host}:{listener.address.port}."
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(4)]
+    lines: list[str] = []
+
+    def notice() -> list[str]:
+        lines.extend(log.since())
+        return [line for line in lines if marker in line]
+
+    try:
+        for sock in sockets:
+            _connect(sock, (listener.address.host, listener.address.port), {})
+        seen = await within(notice, timeout=timeout)
+    finally:
+        for sock in sockets:
+            sock.close()
+        await listener.close()
+    return seen[0] if seen else None
