@@ -40,7 +40,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     async def one(name: str, settings: dict[str, str | int], address: str | None) -> None:
         try:
             results[name] = await run_isolated(PROBE, "probe_reuse", address=address,
-                                               sysctls={**RANGE, **settings}, seconds=WINDOW + 6)
+                                               sysctls={**RANGE, **settings}, seconds=WINDOW + 20)
         except Exception as exc:  # raised below, unwrapped by the nursery
             failures.append(exc)
 
