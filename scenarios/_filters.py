@@ -11,8 +11,11 @@ scenario wants lost:
   keepalive probes and resets never arrive).
 * ``syn_only``: on a listener, only segments with SYN pass; the ACK that completes a
   handshake is dropped, so request sockets stay in SYN_RECV as behind a SYN flood.
+* ``syns_only_from``: the same for one source address only; clients from any other
+  address complete their handshakes (the legitimate clients during a flood).
 
-On a TCP socket the program sees the segment from the TCP header on (offset 13: flags).
+On a TCP socket the program sees the segment from the TCP header on (offset 13: flags);
+the IP header is reached through the kernel's ``SKF_NET_OFF`` negative offset.
 """
 
 from __future__ import annotations
@@ -25,6 +28,10 @@ SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
 SO_DETACH_FILTER = getattr(socket, "SO_DETACH_FILTER", 27)
 
 _LD_B_ABS = 0x30  # BPF_LD | BPF_B | BPF_ABS
+_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_JEQ_K = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_SKF_NET_OFF = -0x100000  # linux/filter.h: offsets from the network header
+_IP_SADDR = (_SKF_NET_OFF + 12) & 0xFFFFFFFF
 _JSET_K = 0x45  # BPF_JMP | BPF_JSET | BPF_K
 _RET_K = 0x06  # BPF_RET | BPF_K
 _ACCEPT = 0xFFFFFFFF
@@ -58,3 +65,21 @@ def deafen(sock: socket.socket) -> None:
 def accept_only_syns(listener: socket.socket) -> None:
     """Handshakes on ``listener`` never complete: the final ACKs are dropped."""
     attach(listener, SYN_ONLY)
+
+
+def syns_only_from(source: str) -> tuple[Insn, ...]:
+    """A program dropping every segment from IPv4 ``source`` except SYNs."""
+    address = int.from_bytes(socket.inet_aton(source), "big")
+    return (
+        (_LD_B_ABS, 0, 0, 13),  # the TCP flags byte
+        (_JSET_K, 2, 0, TCP_SYN),  # SYN: accept
+        (_LD_W_ABS, 0, 0, _IP_SADDR),  # the IP source address
+        (_JEQ_K, 1, 0, address),  # from ``source``: drop
+        (_RET_K, 0, 0, _ACCEPT),
+        (_RET_K, 0, 0, _DROP),
+    )
+
+
+def accept_only_syns_from(listener: socket.socket, source: str) -> None:
+    """Handshakes from ``source`` never complete on ``listener``; others do."""
+    attach(listener, syns_only_from(source))

@@ -1,124 +1,168 @@
-"""A bounded burst of connection attempts against a listener that never accepts.
+"""A small SYN flood against a listener that never accepts, and clients that connect during it.
 
-Shared by the synflood scenarios (one per tcp_syncookies setting, each in its own network
-namespace, since the setting and the counters are per namespace). Two kinds of burst:
+Shared by the synflood scenarios (one per tcp_syncookies setting, each in a network namespace
+of its own: the setting and the counters are per namespace). The flood comes from the lab's
+address (127.0.0.1): ``count`` non-blocking connect() calls in a row, whose final ACKs the
+listener's socket filter drops (``_filters.accept_only_syns_from``), so their request sockets
+are held in SYN_RECV on purpose, as behind a spoofed SYN flood, while those clients think they
+are ESTABLISHED. Then ``legit`` clients connect from another loopback address (127.0.0.2),
+whose segments all pass: do they complete while the flood's requests fill the SYN queue?
 
-* ``half_open=True``: the listener drops every segment but SYNs (``_filters.syn_only``), so
-  the final ACK of each handshake is lost and request sockets pile up in SYN_RECV: the SYN
-  queue fills as under a spoofed SYN flood, while the clients, whose ACKs were sent, think
-  they are ESTABLISHED.
-* ``half_open=False``: handshakes complete and the accept queue fills: on loopback that is
-  the limit a real burst of clients meets first.
-
-The burst is ``count`` non-blocking connect() calls in a row (loopback runs each handshake
-almost synchronously); then the kernel's tables are polled until the counts stop moving,
-well before the first retransmission (1 s), and read once more. Then every client socket
-and the listener are closed, so a later burst's counters see no retransmission of this one.
+After each phase the kernel's tables are polled until the counts stop moving, well before the
+first SYN-ACK or SYN retransmission (1 s), and read once more; then every socket is closed, so
+a later flood sees nothing of this one.
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import trio
 
-from _filters import accept_only_syns
+from _filters import accept_only_syns_from
 from tcplab import Lab, TcpState
+from tcplab.expect import within
+from tcplab.judges.tuning import SynBacklog, SynCookies
 from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.kmsg import KernelLog
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 S = TcpState
-COUNTERS = (
-    "TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.SyncookiesFailed",
-    "TcpExt.ListenOverflows", "TcpExt.ListenDrops", "TcpExt.TCPReqQFullDrop",
-    "TcpExt.TCPReqQFullDoCookies", "Tcp.ActiveOpens", "Tcp.PassiveOpens",
-)
-SETTLE_S = 0.05  # counts unchanged this long: the burst is over
-SETTLE_DEADLINE_S = 0.7  # before the first SYN / SYN-ACK retransmission at 1 s
+LEGIT_FROM = "127.0.0.2"
+SETTLE_S = 0.05  # counts unchanged this long: the phase is over
+SETTLE_DEADLINE_S = 0.4  # per phase; both phases end before the first retransmission at 1 s
+SYNCOOKIES, MAX_SYN_BACKLOG = "net.ipv4.tcp_syncookies", "net.ipv4.tcp_max_syn_backlog"
+COUNTERS = ("TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.SyncookiesFailed",
+            "TcpExt.ListenOverflows", "TcpExt.ListenDrops", "TcpExt.TCPReqQFullDrop",
+            "TcpExt.TCPReqQFullDoCookies")
 
 
 @dataclass
 class Flood:
-    """What one burst left in the kernel."""
+    """What one flood left in the kernel (the run's evidence, kept as a note)."""
 
     attempts: int
     backlog: int
-    half_open: bool
-    client_states: dict[str, int] = field(default_factory=dict)  # clients' sockets by state
+    legit_tried: int
     syn_recv: int = 0  # request sockets on the listener
-    accept_queue: int = 0  # the listener's Recv-Q: completed, not accepted
-    counters: dict[str, int] = field(default_factory=dict)  # increases during the burst
+    answered: int = 0  # flood clients that got a SYN-ACK (ESTABLISHED on their side)
+    legit_completed: int = 0  # the listener's accept queue: completed handshakes
+    flood_counters: dict[str, int] = field(default_factory=dict)
+    legit_counters: dict[str, int] = field(default_factory=dict)
     connect_errors: dict[str, int] = field(default_factory=dict)
-    settled_after_s: float = 0.0
 
-    def clients(self, state: TcpState) -> int:
-        return self.client_states.get(state.value, 0)
-
-    def counter(self, name: str) -> int:
-        return self.counters.get(f"TcpExt.{name}", self.counters.get(name, 0))
+    def cookies_sent(self) -> int:
+        return self.flood_counters.get("TcpExt.SyncookiesSent", 0)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "attempts": self.attempts, "listen_backlog": self.backlog, "half_open": self.half_open,
-            "client_states": self.client_states, "syn_recv": self.syn_recv,
-            "accept_queue": self.accept_queue,
-            "counters": {k: self.counters.get(k, 0) for k in COUNTERS},
-            "connect_errors": self.connect_errors,
-            "settled_after_s": round(self.settled_after_s, 3),
-        }
+        return {**asdict(self),
+                "flood_counters": {k: self.flood_counters.get(k, 0) for k in COUNTERS},
+                "legit_counters": {k: self.legit_counters.get(k, 0) for k in COUNTERS}}
 
 
-def _census(diag: SockDiag, port: int) -> tuple[dict[str, int], int, int]:
-    clients: dict[str, int] = {}
-    syn_recv = accept_queue = 0
+def _census(diag: SockDiag, port: int) -> tuple[int, int, int]:
+    """(SYN_RECV requests, flood clients ESTABLISHED, accept queue) on ``port``."""
+    syn_recv = answered = accept_queue = 0
     for record in diag.dump(port=port, families=(socket.AF_INET,)):
         if record.four_tuple.local.port == port:
-            if record.state is S.SYN_RECV:
-                syn_recv += 1
-            elif record.state is S.LISTEN:
-                accept_queue = record.recv_q
-        else:
-            clients[record.state.value] = clients.get(record.state.value, 0) + 1
-    return clients, syn_recv, accept_queue
+            syn_recv += record.state is S.SYN_RECV
+            accept_queue = record.recv_q if record.state is S.LISTEN else accept_queue
+        elif record.four_tuple.local.host != LEGIT_FROM:
+            answered += record.state is S.ESTABLISHED
+    return syn_recv, answered, accept_queue
 
 
-async def burst(lab: Lab, *, count: int, backlog: int, half_open: bool) -> Flood:
-    """``count`` connection attempts at a fresh listener (``listen(backlog)``), never accepted."""
+async def _settled(diag: SockDiag, port: int) -> tuple[int, int, int]:
+    last = _census(diag, port)
+
+    def unchanged() -> bool:
+        nonlocal last
+        now, last = last, _census(diag, port)
+        return now == last
+
+    await within(unchanged, timeout=SETTLE_DEADLINE_S)  # a flood still moving: read it anyway
+    await trio.sleep(SETTLE_S)
+    return _census(diag, port)
+
+
+def _connect(sock: socket.socket, where: tuple[str, int], errors: dict[str, int]) -> None:
+    sock.setblocking(False)
+    code = sock.connect_ex(where)
+    if code not in (0, errno.EINPROGRESS):
+        name = errno.errorcode.get(code, str(code))
+        errors[name] = errors.get(name, 0) + 1
+
+
+async def flood(lab: Lab, *, count: int, backlog: int, legit: int = 0) -> Flood:
+    """``count`` half-open connections at a fresh ``listen(backlog)``, then ``legit`` clients."""
     listener = await lab.listen(backlog=backlog)
-    if half_open:
-        accept_only_syns(listener.sock)
-    port = listener.address.port
-    flood = Flood(count, backlog, half_open)
-    before = netstat_counters()
-    started = trio.current_time()
-    clients: list[socket.socket] = []
+    accept_only_syns_from(listener.sock, listener.address.host)
+    where = (listener.address.host, listener.address.port)
+    result = Flood(count, backlog, legit)
+    sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            clients.append(sock)
-            sock.setblocking(False)
-            code = sock.connect_ex((listener.address.host, port))
-            if code not in (0, errno.EINPROGRESS):
-                name = errno.errorcode.get(code, str(code))
-                flood.connect_errors[name] = flood.connect_errors.get(name, 0) + 1
         with SockDiag() as diag:
-            last = _census(diag, port)
-            stable_since = trio.current_time()
-            while trio.current_time() - started < SETTLE_DEADLINE_S:
-                await trio.sleep(0.01)
-                now = _census(diag, port)
-                if now != last:
-                    last, stable_since = now, trio.current_time()
-                elif trio.current_time() - stable_since >= SETTLE_S:
-                    break
-            flood.settled_after_s = trio.current_time() - started
-            flood.client_states, flood.syn_recv, flood.accept_queue = _census(diag, port)
-        flood.counters = counter_delta(before, netstat_counters())
+            before = netstat_counters()
+            for _ in range(count):
+                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                _connect(sockets[-1], where, result.connect_errors)
+            result.syn_recv, result.answered, _ = await _settled(diag, where[1])
+            middle = netstat_counters()
+            for _ in range(legit):
+                sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sockets[-1].bind((LEGIT_FROM, 0))
+                _connect(sockets[-1], where, result.connect_errors)
+            _, _, result.legit_completed = await _settled(diag, where[1])
+            result.flood_counters = counter_delta(before, middle)
+            result.legit_counters = counter_delta(middle, netstat_counters())
     finally:
-        for sock in clients:
+        for sock in sockets:
             sock.close()
         await listener.close()
-    return flood
+    return result
+
+
+def cookies_of(wide: Flood, setting: int, defaults: dict[str, int]) -> SynCookies:
+    """C32's measurement from a flood that had legitimate clients."""
+    return SynCookies(setting, wide.attempts, wide.backlog, wide.syn_recv, wide.cookies_sent(),
+                      wide.answered, wide.legit_tried, wide.legit_completed,
+                      defaults.get(SYNCOOKIES))
+
+
+def backlog_of(wide: Flood, narrow: Flood, setting: int, max_syn_backlog: int,
+               defaults: dict[str, int]) -> SynBacklog:
+    """C33's measurement from floods at a listen backlog above and below the sysctl."""
+    return SynBacklog(setting, max_syn_backlog, wide.backlog, wide.syn_recv, narrow.backlog,
+                      narrow.syn_recv, defaults.get(MAX_SYN_BACKLOG), defaults.get(SYNCOOKIES))
+
+
+async def synflood_notice(lab: Lab, log: KernelLog, *, timeout: float = 2.0) -> str | None:
+    """Make the kernel log its SYN-flood notice and return the line ``log`` read (None: the
+    reader did not see it within ``timeout``).
+
+    The notice is a kernel TCP message (tcp_syn_flood_action, net/ipv4/tcp_input.c) printed
+    once per listener at info level through net_ratelimit, the way the old time-wait overflow
+    warning was: a reader that sees it would have seen that warning. A fresh listen(1) whose
+    final ACKs are dropped overflows its SYN queue at the second SYN."""
+    listener = await lab.listen(backlog=1)
+    accept_only_syns_from(listener.sock, listener.address.host)
+    marker = f"SYN flooding on port {listener.address.host}:{listener.address.port}."
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(4)]
+    lines: list[str] = []
+
+    def notice() -> list[str]:
+        lines.extend(log.since())
+        return [line for line in lines if marker in line]
+
+    try:
+        for sock in sockets:
+            _connect(sock, (listener.address.host, listener.address.port), {})
+        seen = await within(notice, timeout=timeout)
+    finally:
+        for sock in sockets:
+            sock.close()
+        await listener.close()
+    return seen[0] if seen else None

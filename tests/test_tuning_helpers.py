@@ -88,6 +88,25 @@ def test_syn_only_listener_never_completes_a_handshake() -> None:
                 time.sleep(0.02)
 
 
+def test_syns_only_from_one_address_lets_the_others_complete() -> None:
+    filters = helper("_filters")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        filters.accept_only_syns_from(listener, "127.0.0.1")
+        with socket.create_connection(listener.getsockname(), timeout=1,
+                                      source_address=("127.0.0.2", 0)):
+            listener.settimeout(1)
+            accepted, peer = listener.accept()  # from 127.0.0.2: completed
+            accepted.close()
+            assert peer[0] == "127.0.0.2"
+        with socket.create_connection(listener.getsockname(), timeout=1):  # from 127.0.0.1
+            listener.setblocking(False)
+            deadline = time.monotonic() + 0.2
+            while time.monotonic() < deadline:  # held, polled: its final ACK was dropped
+                with pytest.raises(BlockingIOError):
+                    listener.accept()
+                time.sleep(0.02)
+
+
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="unshare --net needs root")
 async def test_fresh_netns_defaults() -> None:
