@@ -234,8 +234,8 @@ def c32(m: SynCookies) -> Judgement:
     if not (cookies and resisted):
         return Judgement(R, summary)
     if m.default != 0:
-        return Judgement(P, summary + " (the default is 1, not 0, since Linux 2.6.33, "
-                                      "e994b7c901de)")
+        return Judgement(P, summary + f" (the default is {m.default}, not 0; it has been 1 "
+                                      "since Linux 2.6.33, e994b7c901de)")
     return Judgement(C, summary)
 
 
