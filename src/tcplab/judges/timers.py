@@ -135,7 +135,8 @@ class KeepaliveClearsCloseWait:
     low_cleared_s: float | None
     high_total_s: float
     high_cleared_s: float | None
-    #: what the application's recv() got on the dropped socket (e.g. ETIMEDOUT)
+    #: the error the kernel left on the dropped socket for the application (SO_ERROR; its
+    #: recv() returns end-of-file first, the FIN having come)
     low_errno: str | None
     #: without SO_KEEPALIVE, same silent peer: its timer and its state at the end of the watch
     bare_timer: str | None
@@ -162,8 +163,8 @@ def c23(m: KeepaliveClearsCloseWait) -> Judgement:
                                   ("the peer no longer answers", needs_silence)) if on]
     return Judgement(verdict, (
         f"with SO_KEEPALIVE and a silent peer, CLOSE_WAIT was dropped {_secs(m.low_cleared_s)} "
-        f"after the peer's FIN at idle+interval x probes = {m.low_total_s:g} s (recv() "
-        f"{m.low_errno or 'not tried'}) and {_secs(m.high_cleared_s)} at {m.high_total_s:g} s "
+        f"after the peer's FIN at idle+interval x probes = {m.low_total_s:g} s (pending "
+        f"error {m.low_errno or 'none'}) and {_secs(m.high_cleared_s)} at {m.high_total_s:g} s "
         f"(on time: -{EARLY_S} / +{LATE_S} s); {_without_keepalive(m.bare_after, m.bare_timer)} "
         f"after {m.observed_s:.2f} s; with SO_KEEPALIVE and a peer that answers "
         f"({m.live_total_s:g} s setting) it was {m.live_after or 'gone'} after {m.observed_s:.2f} s"
