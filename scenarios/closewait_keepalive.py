@@ -14,6 +14,7 @@ from __future__ import annotations
 import socket
 
 from _keepalive import in_state, leak_close_wait, set_keepalive, silence, timer_of, watch_drops
+from _leaves import state_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.judges.timers import LATE_S, CloseWaitBound, KeepaliveClearsCloseWait
 from tcplab.kernel import sysctl
@@ -27,19 +28,18 @@ scenario = Scenario(id="closewait-keepalive", claims=("C22", "C23"), private_net
                           "sockets whose peer is silent", timeout=30)
 
 
-def total(setting: tuple[int, int, int]) -> int:
+def total(setting: tuple[int, int, int]) -> int:  # when a silent peer is dropped
     return setting[0] + setting[1] * setting[2]
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     bare, live, low, high, default = [await lab.connect() for _ in range(5)]
-    for conn, setting in ((live, LIVE), (low, LOW), (high, HIGH)):
-        set_keepalive(conn.server.sock, *setting)
-    set_keepalive(default.server.sock, None, None, None)  # the namespace's (default) sysctls
+    for conn, setting in ((live, LIVE), (low, LOW), (high, HIGH), (default, (None,) * 3)):
+        set_keepalive(conn.server.sock, *setting)  # default: the namespace's (default) sysctls
     fin = {name: await leak_close_wait(conn) for name, conn in
            (("bare", bare), ("live", live), ("low", low), ("high", high), ("default", default))}
-    for conn in (bare, low, high):
+    for conn in (bare, low, high):  # these peers fall silent
         silence(conn)
     bare_timer, bare_timer_s = timer_of(bare.server.observe())
     default_timer, default_timer_s = timer_of(default.server.observe())
@@ -54,13 +54,13 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     bare_rec, live_rec = bare.server.observe(), live.server.observe()
     pending = low.server.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     verdicts.judge("C22", CloseWaitBound(
-        bare_timer, bare_timer_s, bare_rec and bare_rec.state.value, lab.clock() - fin["bare"],
+        bare_timer, bare_timer_s, state_of(bare_rec), lab.clock() - fin["bare"],
         default_timer, default_timer_s, sysctl.read_int("net.ipv4.tcp_keepalive_time"),
         PILE, in_state(leaking, S.CLOSE_WAIT), in_state(closing, S.CLOSE_WAIT)))
     verdicts.judge("C23", KeepaliveClearsCloseWait(
         total(LOW), drops["low"], total(HIGH), drops["high"], errno_name(pending) if pending else None,
-        timer_of(bare_rec)[0], bare_rec and bare_rec.state.value,
-        total(LIVE), live_rec and live_rec.state.value, lab.clock() - fin["live"]))
+        timer_of(bare_rec)[0], state_of(bare_rec),
+        total(LIVE), state_of(live_rec), lab.clock() - fin["live"]))
 
 
 if __name__ == "__main__":
