@@ -30,6 +30,8 @@ from tcplab.lab import errno_name
 
 S = TcpState
 POLL_S = 0.05
+NAMES = ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
+         "net.ipv4.tcp_keepalive_probes")
 
 
 @dataclass
@@ -129,6 +131,11 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
     return found
 
 
+def error_of(found: Detection) -> tuple[float | None, str | None]:
+    """When and with which errno the kernel failed recv(); (None, None) if it never did."""
+    return (found.detected_s, found.errno_name) if found.errno else (None, None)
+
+
 def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float = 1.0) -> bool:
     """Did the kernel give up (ETIMEDOUT) when idle + interval x probes predicts (timer
     granularity)?"""
@@ -136,9 +143,16 @@ def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float =
             and found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after)
 
 
-def silence(conn: Connection) -> None:
-    """The client falls silent: every segment to it is dropped from now on (``_filters``)."""
-    deafen(conn.client.sock)
+def silence(end: End) -> None:
+    """``end`` falls silent: every segment to it is dropped from now on (``_filters``)."""
+    deafen(end.sock)
+
+
+async def silent_after_exchange(lab: Lab, conn: Connection) -> None:
+    """A last exchange, then the server falls silent: a dead peer for a client that has no
+    keepalive, to set beside one that has."""
+    await quiet_exchange(lab, conn)
+    silence(conn.server)
 
 
 async def leak_close_wait(conn: Connection, *, close: bool = False) -> float:

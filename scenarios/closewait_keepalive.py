@@ -40,7 +40,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     fin = {name: await leak_close_wait(conn) for name, conn in
            (("bare", bare), ("live", live), ("low", low), ("high", high), ("default", default))}
     for conn in (bare, low, high):  # these peers fall silent
-        silence(conn)
+        silence(conn.client)
     bare_timer, bare_timer_s = timer_of(bare.server.observe())
     default_timer, default_timer_s = timer_of(default.server.observe())
     leaking = [await lab.connect() for _ in range(PILE)]
