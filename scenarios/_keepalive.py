@@ -1,4 +1,5 @@
-"""Keepalive against a dead peer: how long until the kernel gives up, and what it did meanwhile.
+"""Keepalive against a dead peer, and CLOSE_WAIT sockets left to it: how long until the kernel
+gives up, and what it did meanwhile. Measured only: the judges (tcplab.judges.timers) decide.
 
 The peer is made dead with ``_filters.deafen`` on its socket: it stays in the kernel's
 tables, ESTABLISHED, but every segment addressed to it is discarded before TCP sees it, like
@@ -15,7 +16,6 @@ probes sent) is polled.
 
 from __future__ import annotations
 
-import errno
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,13 +134,6 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
 def error_of(found: Detection) -> tuple[float | None, str | None]:
     """When and with which errno the kernel failed recv(); (None, None) if it never did."""
     return (found.detected_s, found.errno_name) if found.errno else (None, None)
-
-
-def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float = 1.0) -> bool:
-    """Did the kernel give up (ETIMEDOUT) when idle + interval x probes predicts (timer
-    granularity)?"""
-    return (found.errno == errno.ETIMEDOUT
-            and found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after)
 
 
 def silence(end: End) -> None:
