@@ -112,8 +112,9 @@ def c22(m: CloseWaitBound) -> Judgement:
              if not own_bound else "")
     ka = (f"with SO_KEEPALIVE (tcp_keepalive_time {m.keepalive_time_sysctl}) the first probe was "
           f"{_secs(m.keepalive_timer_s, 'not scheduled')} away")
-    ka += (f", shorter than two hours (tolerance {KEEPALIVE_READ_TOLERANCE_S:.0f} s)"
-           if short_keepalive else ", so keepalive ends it no sooner than two hours either")
+    ka += (", shorter than two hours" if short_keepalive
+           else ", so keepalive ends it no sooner than two hours either")
+    ka += f" (tolerance {KEEPALIVE_READ_TOLERANCE_S:.0f} s)"
     pile = (f"{m.piled_leaking} of {m.pile} half-closed connections stayed CLOSE_WAIT against a "
             f"server that never closes, {m.piled_closing} of {m.pile} against one that closes "
             "on end-of-file")
