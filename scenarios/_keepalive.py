@@ -1,4 +1,5 @@
-"""Keepalive against a dead peer: how long until the kernel gives up, and what it did meanwhile.
+"""Keepalive against a dead peer, and CLOSE_WAIT sockets left to it: how long until the kernel
+gives up, and what it did meanwhile. Measured only: the judges (tcplab.judges.timers) decide.
 
 The peer is made dead with ``_filters.deafen`` on its socket: it stays in the kernel's
 tables, ESTABLISHED, but every segment addressed to it is discarded before TCP sees it, like
@@ -15,7 +16,6 @@ probes sent) is polled.
 
 from __future__ import annotations
 
-import errno
 import socket
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,13 +23,15 @@ from typing import Any
 import trio
 
 from _filters import deafen
-from tcplab import Connection, Lab, TcpState, TimerKind
-from tcplab.expect import ExpectationFailed, eventually
+from tcplab import Connection, End, Lab, SocketRecord, TcpState, TimerKind
+from tcplab.expect import ExpectationFailed, eventually, reaches
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
 
 S = TcpState
 POLL_S = 0.05
+NAMES = ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
+         "net.ipv4.tcp_keepalive_probes")
 
 
 @dataclass
@@ -129,8 +131,63 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
     return found
 
 
-def matches(found: Detection, *, slack_before: float = 0.3, slack_after: float = 1.0) -> bool:
-    """Did the kernel give up (ETIMEDOUT) when idle + interval x probes predicts (timer
-    granularity)?"""
-    return (found.errno == errno.ETIMEDOUT
-            and found.expected_s - slack_before <= found.detected_s <= found.expected_s + slack_after)
+def error_of(found: Detection) -> tuple[float | None, str | None]:
+    """When and with which errno the kernel failed recv(); (None, None) if it never did."""
+    return (found.detected_s, found.errno_name) if found.errno else (None, None)
+
+
+def silence(end: End) -> None:
+    """``end`` falls silent: every segment to it is dropped from now on (``_filters``)."""
+    deafen(end.sock)
+
+
+async def silent_after_exchange(lab: Lab, conn: Connection) -> None:
+    """A last exchange, then the server falls silent: a dead peer for a client that has no
+    keepalive, to set beside one that has."""
+    await quiet_exchange(lab, conn)
+    silence(conn.server)
+
+
+async def leak_close_wait(conn: Connection, *, close: bool = False) -> float:
+    """The client half-closes and its FIN is acknowledged (FIN_WAIT2, fd open, so it still
+    answers keepalive probes); the server reads end-of-file and never closes (``close``:
+    closes at once, as a correct application does). Returns the lab time of the FIN."""
+    await conn.client.send_eof()
+    await reaches(conn.client, S.FIN_WAIT2)
+    fin_at = conn.client.lab.clock()
+    if await conn.server.read_eof() != b"":
+        raise ExpectationFailed("the server read data before end-of-file")
+    if close:
+        await conn.server.close()
+    else:
+        conn.server.leak()
+    return fin_at
+
+
+def in_state(conns: list[Connection], state: TcpState) -> int:
+    """How many of ``conns`` have their server end in ``state`` now."""
+    records = [c.server.observe() for c in conns]
+    return sum(1 for r in records if r is not None and r.state is state)
+
+
+def dropped(record: SocketRecord | None) -> bool:
+    """The kernel let go of the socket: gone, or CLOSED while our fd stays open."""
+    return record is None or record.fd_only
+
+
+async def watch_drops(lab: Lab, ends: dict[str, tuple[End, float]],
+                      until: float) -> dict[str, float | None]:
+    """Poll each end (with the lab time it started from) until lab time ``until``; return,
+    per name, the seconds from its start to the kernel dropping it (None: it never did)."""
+    seen: dict[str, float | None] = {name: None for name in ends}
+    while lab.clock() < until:
+        for name, (end, start) in ends.items():
+            if seen[name] is None and dropped(end.observe()):
+                seen[name] = lab.clock() - start
+        await trio.sleep(POLL_S)
+    return seen
+
+
+def timer_of(record: SocketRecord | None) -> tuple[str | None, float | None]:
+    """A record's timer as the judges take it: kind name and seconds left."""
+    return (None, None) if record is None else (record.timer.kind.value, record.timer.remaining)

@@ -1,18 +1,27 @@
-"""Keepalive finds a dead peer after idle + interval x probes (claim C34; seeds 001, 002, 003).
+"""Keepalive drops a silent peer after idle + interval x probes (claim C34; seeds 001-003).
 
-The seeds give the keepalive tunables and their defaults: 7200 s of idleness before the
-first probe, 75 s between probes, 9 unanswered probes before the connection is declared
-dead, so a dead peer goes about 11 minutes after probing starts. Waiting two hours is not a
-test, so this scenario measures the rule with per-socket values (TCP_KEEPIDLE=1,
-TCP_KEEPINTVL=1, TCP_KEEPCNT=3: the same timer, per socket), reads the defaults in a fresh
-network namespace, and computes the verdict for the defaults from the measured rule.
+The seeds give the tunables and their defaults: 7200 s idle, 75 s between probes, 9 probes,
+so a dead peer goes about 11 minutes after probing starts. The rule is timed with per-socket
+values (TCP_KEEPIDLE=1, TCP_KEEPINTVL=1, TCP_KEEPCNT=3: the same timer, tcp_timer.c) against
+a peer whose socket drops every segment; the defaults are read in a fresh namespace instead
+of waited for. Beside it, a connection without SO_KEEPALIVE whose peer fell silent first
+shows whether the rule reaches sockets that did not ask for keepalive.
 """
 
 from __future__ import annotations
 
 from _defaults import fresh_netns_ints
-from _keepalive import detect_dead_peer, matches, set_keepalive
-from tcplab import Lab, Scenario, Verdict, Verdicts
+from _keepalive import (
+    NAMES,
+    detect_dead_peer,
+    error_of,
+    set_keepalive,
+    silent_after_exchange,
+    timer_of,
+)
+from _leaves import state_of
+from tcplab import Lab, Scenario, Verdicts
+from tcplab.judges.timers import KeepaliveDefaults
 
 IDLE, INTERVAL, PROBES = 1, 1, 3
 scenario = Scenario(
@@ -26,36 +35,19 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    conn = await lab.connect()
+    bare, conn = await lab.connect(), await lab.connect()
     set_keepalive(conn.client.sock, IDLE, INTERVAL, PROBES)
+    await silent_after_exchange(lab, bare)  # no SO_KEEPALIVE: silent at least as long
     found = await detect_dead_peer(lab, conn, IDLE + INTERVAL * PROBES)
+    bare_rec = bare.client.observe()
     verdicts.note("detection", found.to_json())
-
-    names = ("net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_keepalive_intvl",
-             "net.ipv4.tcp_keepalive_probes")
-    fresh = await fresh_netns_ints(*names)
-    time_, intvl, probes = (fresh[n] for n in names)
-    verdicts.note("fresh_netns_defaults", fresh)
-    rule = matches(found) and found.probes_seen == PROBES
-    probing_min = intvl * probes / 60
-    defaults_as_claimed = (time_, intvl, probes) == (7200, 75, 9)
-    total_s = time_ + intvl * probes
-    verdict = Verdict.of(rule and defaults_as_claimed,
-                         otherwise=Verdict.OUTDATED if rule else Verdict.REFUTED)
-    verdicts.record(
-        "C34", verdict,
-        f"with idle {IDLE} s, interval {INTERVAL} s, {PROBES} probes the silent peer was declared "
-        f"dead {found.detected_s:.2f} s after the last data (rule: {found.expected_s} s), "
-        f"{found.probes_seen} probes on the timer (TCPKeepAlive "
-        f"{found.counters.get('TcpExt.TCPKeepAlive', 0)}), recv() failed with "
-        f"{found.errno_name}, the socket {found.after}. Fresh-namespace defaults "
-        f"{time_}/{intvl}/{probes}: dead {total_s} s after the last data, "
-        f"{probing_min:.2f} min after probing starts",
-        detected_s=round(found.detected_s, 3), expected_s=found.expected_s,
-        probes=found.probes_seen, errno=found.errno_name, defaults=[time_, intvl, probes],
-        default_total_s=total_s, default_probing_min=round(probing_min, 2),
-    )
-
+    fresh = await fresh_netns_ints(*NAMES)
+    detected_s, errno = error_of(found)
+    verdicts.judge("C34", KeepaliveDefaults(
+        idle_s=IDLE, interval_s=INTERVAL, probes=PROBES, detected_s=detected_s, errno=errno,
+        probes_seen=found.probes_seen, default_time_s=fresh[NAMES[0]],
+        default_interval_s=fresh[NAMES[1]], default_probes=fresh[NAMES[2]],
+        bare_timer=timer_of(bare_rec)[0], bare_after=state_of(bare_rec)))
 
 if __name__ == "__main__":
     scenario.main()
