@@ -198,8 +198,11 @@ class KeepaliveDefaults:
 @judge("C34", C, P, R)
 def c34(m: KeepaliveDefaults) -> Judgement:
     """Idle, interval and probes decide when a silent peer is dropped, the defaults are
-    7200/75/9 (about 11 minutes of probing); partly if a figure is wrong, or only sockets
-    with SO_KEEPALIVE are dropped."""
+    7200/75/9 (about 11 minutes of probing); partly if a figure is wrong.
+
+    Unlike C23 and C35, the articles behind C34 say these apply "when keepalive is enabled"
+    (001, 002): that only sockets with SO_KEEPALIVE are probed is stated, so it is a note
+    here, not a condition."""
     expected = m.idle_s + m.interval_s * m.probes
     rule = m.errno == "ETIMEDOUT" and _on_time(m.detected_s, expected) and m.probes_seen == m.probes
     defaults = (m.default_time_s, m.default_interval_s, m.default_probes)
@@ -207,7 +210,7 @@ def c34(m: KeepaliveDefaults) -> Judgement:
                    else m.default_interval_s * m.default_probes / 60)
     figures_ok = defaults == (7200, 75, 9) and within(probing_min, 11.0, PROBING_TOLERANCE_MIN)
     needs_keepalive = _untouched(m.bare_after, m.bare_timer, "ESTABLISHED")
-    verdict = R if not rule else (P if needs_keepalive or not figures_ok else C)
+    verdict = R if not rule else (C if figures_ok else P)
     probing = "not read" if probing_min is None else f"{probing_min:.2f} min"
     return Judgement(verdict, (
         f"with idle {m.idle_s} s, interval {m.interval_s} s, {m.probes} probes the silent peer "
@@ -217,7 +220,7 @@ def c34(m: KeepaliveDefaults) -> Judgement:
         f"{probing} of probing (claimed 7200/75/9, about 11 min, +/-{PROBING_TOLERANCE_MIN} min)"
         f"{'' if figures_ok else ': the figures differ'}; "
         f"{_without_keepalive(m.bare_after, m.bare_timer)}"
-        + (": only sockets with SO_KEEPALIVE are dropped" if rule and needs_keepalive else "")
+        + (": only sockets with SO_KEEPALIVE are probed, as the articles say" if rule and needs_keepalive else "")
     ))
 
 
