@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from judge_case import Case
-from tcplab.judges.timewait import TimeWaitLength
+from tcplab.judges.timewait import OldDuplicates, SameTupleTry, TimeWaitLength
 from tcplab.verdict import Verdict
 
 C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 WATCHED = "watched until the kernel dropped it"
+CONNECT_NET = SameTupleTry("connect() on 192.0.2.1", 2, True, "EADDRNOTAVAIL", None)
+CONNECT_LO = SameTupleTry("connect() on 127.0.0.1", 2, True, "EADDRNOTAVAIL", 1.002, False, 65537)
+BIND = SameTupleTry("bind()+SO_REUSEADDR on 192.0.2.1", 2, True, None, 0.0, False, 65537)
+BIND_NO_TS = SameTupleTry("bind()+SO_REUSEADDR, timestamps off", 2, False, "EADDRNOTAVAIL", None)
 
 CASES: list[Case] = [
     # C11: TIME_WAIT's length against RHEL's 60 s (001) and 2 x MSL in 1-4 minutes (002)
@@ -24,4 +28,19 @@ CASES: list[Case] = [
     Case("C11", "a TIME_WAIT of 250 s, past 4 minutes and the tolerance",
          TimeWaitLength(250.0), R, ("250.0 s",)),
     Case("C11", "no timewait timer reported", TimeWaitLength(None), R, ("no TIME_WAIT length",)),
+    # C13: does TIME_WAIT keep an old duplicate out of a new connection on its four-tuple?
+    Case("C13", "this kernel: connect() refused on a network address, taken over on loopback "
+         "after 1 s and by bind() at once, the old duplicate rejected by sequence/PAWS",
+         OldDuplicates((CONNECT_NET, CONNECT_LO, BIND, BIND_NO_TS), 2.0), P,
+         ("refused (EADDRNOTAVAIL)", "taken over after 1.0 s", "new ISN 65537",
+          "held the four-tuple only for connect() on 192.0.2.1, bind()+SO_REUSEADDR, timestamps off")),
+    Case("C13", "an RFC 793 stack: every path refused while TIME_WAIT lasts",
+         OldDuplicates((CONNECT_NET, BIND_NO_TS), 2.0), C, ("refused",)),
+    Case("C13", "a takeover whose new connection read the old bytes",
+         OldDuplicates((CONNECT_NET, SameTupleTry("bind()", 0, True, None, 0.0, True, 1)), 2.0),
+         R, ("took the old duplicate in",)),
+    Case("C13", "a takeover where the old duplicate was never offered",
+         OldDuplicates((SameTupleTry("bind()", 0, True, None, 0.0),), 2.0), R,
+         ("not offered",)),
+    Case("C13", "nothing tried", OldDuplicates(()), R, ("nothing measured",)),
 ]

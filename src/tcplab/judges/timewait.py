@@ -84,3 +84,65 @@ def c11(m: TimeWaitLength) -> Judgement:
                             f"(mainline's TCP_TIMEWAIT_LEN)")
     return Judgement(R, f"{head}: outside 2 x MSL for any MSL from 30 s to 2 min "
                         f"({low:.0f}-{high:.0f} s) and not seed 001's 60 s")
+
+
+# -- C13: what keeps an old duplicate out of a new connection -------------------------------
+
+
+@dataclass(frozen=True)
+class SameTupleTry:
+    """A new connection asked for the four-tuple a TIME_WAIT holds, and an old duplicate
+    (a captured data segment of the old connection) injected where it would land."""
+
+    #: how the new connection asked, and on what ("connect() on 192.0.2.1", ...)
+    path: str
+    tw_reuse: int | None
+    timestamps: bool
+    #: connect()'s first error while it was refused (EADDRNOTAVAIL); None: never refused
+    errno: str | None
+    #: seconds after TIME_WAIT began that a new connection took it over; None: none did
+    #: within the probe's window
+    taken_over_after_s: float | None
+    #: whether the old segment's bytes entered the new connection (None: no new connection)
+    stale_taken: bool | None = None
+    #: the new ISN minus the old connection's last sequence number (65537 on a takeover)
+    isn_gap: int | None = None
+
+
+@dataclass(frozen=True)
+class OldDuplicates:
+    """The same experiment on several paths (each in a namespace of its own)."""
+
+    tries: tuple[SameTupleTry, ...]
+    #: seconds each path kept asking for the four-tuple before it counted as held
+    window_s: float = 0.0
+
+
+def _try_text(t: SameTupleTry) -> str:
+    if t.taken_over_after_s is None:
+        return f"{t.path}: refused ({t.errno or 'no error'}) while TIME_WAIT held the four-tuple"
+    gap = "" if t.isn_gap is None else f", new ISN {t.isn_gap} past the old sequence space"
+    fate = {True: "took the old duplicate in", False: "rejected the old duplicate",
+            None: "the old duplicate was not offered"}[t.stale_taken]
+    return f"{t.path}: TIME_WAIT taken over after {t.taken_over_after_s:.1f} s{gap}; {fate}"
+
+
+@judge("C13", C, P, R)
+def c13(m: OldDuplicates) -> Judgement:
+    """Confirmed if TIME_WAIT held the four-tuple on every path tried (no new connection, so
+    nothing to take an old duplicate); partly if on some path a new connection took the
+    TIME_WAIT over yet rejected the old duplicate (then sequence numbers and timestamps kept
+    it out, under conditions the articles leave out); refuted if an old duplicate entered a
+    new connection, or nothing was measured."""
+    if not m.tries:
+        return Judgement(R, "no path was tried: nothing measured")
+    text = "; ".join(_try_text(t) for t in m.tries) + f" (window {m.window_s:.1f} s)"
+    over = [t for t in m.tries if t.taken_over_after_s is not None]
+    if any(t.stale_taken is not False for t in over):
+        return Judgement(R, text)
+    if not over:
+        return Judgement(C, text)
+    held = [t.path for t in m.tries if t.taken_over_after_s is None]
+    return Judgement(P, f"{text}. TIME_WAIT held the four-tuple only for "
+                        f"{', '.join(held) or 'no path'}; where it was taken over, sequence "
+                        f"numbers and timestamps kept the old duplicate out, not TIME_WAIT")
