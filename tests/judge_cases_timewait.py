@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from judge_case import Case
-from tcplab.judges.timewait import OldDuplicates, SameTupleTry, TimeWaitLength
+from tcplab.judges.timewait import (
+    HolderTry,
+    OldDuplicates,
+    PortExhaustion,
+    PortRangeWidening,
+    RangeCount,
+    SameTupleTry,
+    TimeWaitLength,
+)
 from tcplab.verdict import Verdict
 
 C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
@@ -11,6 +19,12 @@ WATCHED = "watched until the kernel dropped it"
 CONNECT_NET = SameTupleTry("connect() on 192.0.2.1", 2, True, "EADDRNOTAVAIL", None)
 CONNECT_LO = SameTupleTry("connect() on 127.0.0.1", 2, True, "EADDRNOTAVAIL", 1.002, False, 65537)
 BIND = SameTupleTry("bind()+SO_REUSEADDR on 192.0.2.1", 2, True, None, 0.0, False, 65537)
+TW0 = HolderTry("client TIME_WAIT", 0, 6, "EADDRNOTAVAIL", 0, None, "ok")
+TW2 = HolderTry("client TIME_WAIT", 2, 6, "EADDRNOTAVAIL", 6, 1.0, "ok")
+CW = HolderTry("client CLOSE_WAIT", 2, 6, "EADDRNOTAVAIL", 0, None, "ok")
+SERVER_TW = HolderTry("server TIME_WAIT", 2, 6, None, 6, 0.0, "ok")
+NARROW = RangeCount((40000, 40281), 281, 281, "EADDRNOTAVAIL")
+WIDE = RangeCount((40000, 40639), 639, 639, "EADDRNOTAVAIL")
 BIND_NO_TS = SameTupleTry("bind()+SO_REUSEADDR, timestamps off", 2, False, "EADDRNOTAVAIL", None)
 
 CASES: list[Case] = [
@@ -43,4 +57,36 @@ CASES: list[Case] = [
          OldDuplicates((SameTupleTry("bind()", 0, True, None, 0.0),), 2.0), R,
          ("not offered",)),
     Case("C13", "nothing tried", OldDuplicates(()), R, ("nothing measured",)),
+    # C16: holders and new connections
+    Case("C16", "this kernel: TIME_WAIT (reuse 0) and CLOSE_WAIT block A only; reuse=2 on "
+         "loopback reopens after 1 s; the accept side is never blocked",
+         PortExhaustion((TW0, TW2, CW, SERVER_TW), 2.0), P,
+         ("refused (EADDRNOTAVAIL)", "6 new connections to A opened within 1.0 s",
+          "per four-tuple")),
+    Case("C16", "every holder blocks every destination",
+         PortExhaustion((HolderTry("client TIME_WAIT", 0, 6, "EADDRNOTAVAIL", 0, None,
+                                   "EADDRNOTAVAIL"),), 2.0), C, ("kept new connections out",)),
+    Case("C16", "holders block A but B still opens: per destination",
+         PortExhaustion((TW0, CW), 2.0), P, ("per four-tuple",)),
+    Case("C16", "no holder stopped anything (e.g. every TIME_WAIT reused at once)",
+         PortExhaustion((TW2, SERVER_TW), 2.0), R, ("no holder stopped",)),
+    Case("C16", "nothing tried", PortExhaustion(()), R, ("nothing measured",)),
+    # C31: the default range, and widening it
+    Case("C31", "this kernel: 32768-60999, one connection per usable port in both ranges",
+         PortRangeWidening((32768, 60999), NARROW, WIDE, 0.01), OUT,
+         ("32768-60999", "07f4c90062f8", "281 connections", "tolerance 2%")),
+    Case("C31", "a pre-4.2 kernel: the article's default",
+         PortRangeWidening((32768, 61000), NARROW, WIDE, 0.01), C, ("32768-61000",)),
+    Case("C31", "a distribution that ships another default",
+         PortRangeWidening((1024, 65000), NARROW, WIDE, 0.01), P, ("not the article's",)),
+    Case("C31", "the wide range gave 2.5% fewer connections than ports: outside the tolerance",
+         PortRangeWidening((32768, 60999), NARROW,
+                           RangeCount((40000, 40639), 639, 623, "EADDRNOTAVAIL"), 0.01), R,
+         ("623",)),
+    Case("C31", "the wide range gave 1.5% fewer: inside the tolerance",
+         PortRangeWidening((32768, 60999), NARROW,
+                           RangeCount((40000, 40639), 639, 630, "EADDRNOTAVAIL"), 0.01), OUT),
+    Case("C31", "widening gave no more connections",
+         PortRangeWidening((32768, 61000), NARROW, NARROW, 0.01), R, ("did not give",)),
+    Case("C31", "nothing counted", PortRangeWidening(None, None, None), R, ("no counts",)),
 ]

@@ -146,3 +146,136 @@ def c13(m: OldDuplicates) -> Judgement:
     return Judgement(P, f"{text}. TIME_WAIT held the four-tuple only for "
                         f"{', '.join(held) or 'no path'}; where it was taken over, sequence "
                         f"numbers and timestamps kept the old duplicate out, not TIME_WAIT")
+
+
+# -- C16: do TIME_WAIT / CLOSE_WAIT holders stop new connections? ---------------------------
+
+
+@dataclass(frozen=True)
+class HolderTry:
+    """Every port of a narrowed ephemeral range held by one kind of socket, all towards
+    listener A; then new connections to A are asked for, again and again, for a window."""
+
+    #: "client TIME_WAIT", "client CLOSE_WAIT", "server TIME_WAIT" (the accept side)
+    holders: str
+    tw_reuse: int | None
+    #: how many holders (the usable ports of the range)
+    count: int
+    #: the first error of a new connect() to A (None: none failed)
+    errno: str | None
+    #: new connections to A that opened within the window (at most ``count``)
+    reopened: int
+    #: seconds into the window when the last of them opened (None: none opened)
+    reopened_after_s: float | None
+    #: a connect() to listener B (another destination) from the same range: "ok" or errno
+    other_destination: str | None
+
+
+@dataclass(frozen=True)
+class PortExhaustion:
+    tries: tuple[HolderTry, ...]
+    window_s: float = 0.0
+
+
+def _blocked(t: HolderTry) -> bool:
+    return t.reopened == 0 and t.errno == "EADDRNOTAVAIL"
+
+
+def _holder_text(t: HolderTry) -> str:
+    head = f"{t.count} {t.holders} (tcp_tw_reuse={t.tw_reuse})"
+    if _blocked(t):
+        return f"{head}: connect() to A refused ({t.errno}) all window; B {t.other_destination}"
+    when = "" if t.reopened_after_s is None else f" within {t.reopened_after_s:.1f} s"
+    first = f", first refused ({t.errno})" if t.errno else ""
+    return f"{head}: {t.reopened} new connections to A opened{when}{first}; B {t.other_destination}"
+
+
+@judge("C16", C, P, R)
+def c16(m: PortExhaustion) -> Judgement:
+    """Confirmed if every kind of holder kept new connections out, to any destination and on
+    the accept side too; partly if some holders did, but only towards the destination they
+    hold, or only for some kinds / settings (tcp_tw_reuse, the accept side); refuted if no
+    holder ever stopped a new connection."""
+    if not m.tries:
+        return Judgement(R, "no holder was tried: nothing measured")
+    text = "; ".join(_holder_text(t) for t in m.tries) + f" (window {m.window_s:.1f} s)"
+    blocked = [t for t in m.tries if _blocked(t)]
+    if not blocked:
+        return Judgement(R, f"{text}: no holder stopped a new connection")
+    per_destination = any(t.other_destination == "ok" for t in blocked)
+    some_only = len(blocked) < len(m.tries)
+    if not per_destination and not some_only:
+        return Judgement(C, f"{text}: every holder kept new connections out")
+    kept = ", ".join(f"{t.holders} (tcp_tw_reuse={t.tw_reuse})" for t in blocked)
+    return Judgement(P, f"{text}. Only {kept} kept new connections out"
+                        + (", and only towards the destination they hold: the limit is per "
+                           "four-tuple, not the host's" if per_destination else ""))
+
+
+# -- C31: ip_local_port_range's default, and widening it -----------------------------------
+
+#: The article's figures (seed 002): the default, and the widened range it recommends.
+ARTICLE_DEFAULT = (32768, 61000)
+ARTICLE_WIDE = (1024, 65000)
+#: Linux's default since 4.2 (commit 07f4c90062f8; see the module docstring).
+DEFAULT_SINCE_4_2 = (32768, 60999)
+#: How far connections per usable port may fall from 1 (one connection per port, per
+#: destination) and still count as proportional.
+PROPORTION_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class RangeCount:
+    """Connections to one destination until connect() refused, in one namespace's range."""
+
+    range: tuple[int, int]
+    usable: int
+    connections: int
+    errno: str | None
+
+
+@dataclass(frozen=True)
+class PortRangeWidening:
+    """The default range in a fresh namespace, and the article's two ranges scaled down by
+    ``scale`` (sizes kept in proportion), each counted in a namespace of its own."""
+
+    default_range: tuple[int, int] | None
+    narrow: RangeCount | None
+    wide: RangeCount | None
+    scale: float = 1.0
+
+
+def _per_port(c: RangeCount | None) -> float | None:
+    return None if c is None or c.usable <= 0 else c.connections / c.usable
+
+
+@judge("C31", C, P, R, OUT)
+def c31(m: PortRangeWidening) -> Judgement:
+    """Refuted unless the wider stand-in range gave more connections to one destination, one
+    per usable port (within PROPORTION_TOLERANCE); then the default decides: 32768-61000
+    confirmed, 32768-60999 outdated (Linux 4.2 changed it), anything else partly."""
+    n, w = _per_port(m.narrow), _per_port(m.wide)
+    size = {k: v[1] - v[0] + 1 for k, v in (("a", ARTICLE_DEFAULT), ("w", ARTICLE_WIDE))}
+    counts = "no counts" if m.narrow is None or m.wide is None else (
+        f"scaled 1:{1 / m.scale:.0f}, {m.narrow.range[0]}-{m.narrow.range[1]} gave "
+        f"{m.narrow.connections} connections to one destination for {m.narrow.usable} usable "
+        f"ports, {m.wide.range[0]}-{m.wide.range[1]} gave {m.wide.connections} for "
+        f"{m.wide.usable} ({m.narrow.errno}, {m.wide.errno}); the article's ranges hold "
+        f"{size['a']} and {size['w']} ports")
+    d = m.default_range
+    default = "no default read" if d is None else f"default in a fresh namespace {d[0]}-{d[1]}"
+    head = f"{default}; {counts} (tolerance {PROPORTION_TOLERANCE:.0%} per port)"
+    proportional = (n is not None and w is not None and m.narrow is not None
+                    and m.wide is not None and m.wide.connections > m.narrow.connections
+                    and abs(n - 1) <= PROPORTION_TOLERANCE and abs(w - 1) <= PROPORTION_TOLERANCE)
+    if not proportional:
+        return Judgement(R, f"{head}: widening did not give proportionally more connections")
+    if d == ARTICLE_DEFAULT:
+        return Judgement(C, f"{head}: the default is the article's, and widening gives one "
+                            f"more connection per destination for every port added")
+    if d == DEFAULT_SINCE_4_2:
+        return Judgement(OUT, f"{head}: 32768-61000 was the default until Linux 4.2, whose "
+                              f"commit 07f4c90062f8 made it 32768-60999 (an even-sized range); "
+                              f"widening still gives one connection per port, per destination")
+    return Judgement(P, f"{head}: widening gives one connection per port, per destination, "
+                        f"but the default is not the article's 32768-61000 (compared exactly)")
