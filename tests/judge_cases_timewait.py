@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from judge_case import Case
 from tcplab.judges.timewait import (
+    CostLevel,
     HolderTry,
     OldDuplicates,
     PortExhaustion,
     PortRangeWidening,
     RangeCount,
     SameTupleTry,
+    TimeWaitCost,
     TimeWaitLength,
 )
 from tcplab.verdict import Verdict
@@ -25,6 +27,7 @@ CW = HolderTry("client CLOSE_WAIT", 2, 6, "EADDRNOTAVAIL", 0, None, "ok")
 SERVER_TW = HolderTry("server TIME_WAIT", 2, 6, None, 6, 0.0, "ok")
 NARROW = RangeCount((40000, 40281), 281, 281, "EADDRNOTAVAIL")
 WIDE = RangeCount((40000, 40639), 639, 639, "EADDRNOTAVAIL")
+BASE = CostLevel(0, 47.0, 47.0)
 BIND_NO_TS = SameTupleTry("bind()+SO_REUSEADDR, timestamps off", 2, False, "EADDRNOTAVAIL", None)
 
 CASES: list[Case] = [
@@ -89,4 +92,22 @@ CASES: list[Case] = [
     Case("C31", "widening gave no more connections",
          PortRangeWidening((32768, 61000), NARROW, NARROW, 0.01), R, ("did not give",)),
     Case("C31", "nothing counted", PortRangeWidening(None, None, None), R, ("no counts",)),
+    # C15: per-connection cost next to TIME_WAITs, over a 0-TIME_WAIT baseline
+    Case("C15", "this kernel: x1.05 at 3000, x1.07 at 20,000",
+         TimeWaitCost((BASE, CostLevel(3060, 49.4, 49.4), CostLevel(20138, 50.3, 50.3)),
+                      12, 100, 256), R, ("x1.05 CPU", "next to 3060", "noticeable: x1.5")),
+    Case("C15", "x1.6 by both clocks at 3000: noticeable at thousands",
+         TimeWaitCost((BASE, CostLevel(3000, 75.2, 75.2), CostLevel(20000, 90.0, 90.0)), 12, 100),
+         C, ("x1.60 CPU",)),
+    Case("C15", "noticeable only at 20,000",
+         TimeWaitCost((BASE, CostLevel(3000, 52.0, 52.0), CostLevel(20000, 80.0, 80.0)), 12, 100),
+         P, ("far beyond",)),
+    Case("C15", "x1.49 at 3000: just below the threshold",
+         TimeWaitCost((BASE, CostLevel(3000, 70.0, 70.0)), 12, 100), R, ("x1.49",)),
+    Case("C15", "wall x2 at 3000 but CPU unchanged: a neighbour on our core, not a cost",
+         TimeWaitCost((BASE, CostLevel(3000, 94.0, 48.0)), 12, 100), R, ("x2.00 wall",)),
+    Case("C15", "the baseline already held TIME_WAITs",
+         TimeWaitCost((CostLevel(300, 47.0, 47.0), CostLevel(3000, 90.0, 90.0)), 12, 100), R,
+         ("no baseline",)),
+    Case("C15", "nothing measured", TimeWaitCost(()), R, ("no baseline",)),
 ]

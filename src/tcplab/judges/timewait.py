@@ -279,3 +279,58 @@ def c31(m: PortRangeWidening) -> Judgement:
                               f"widening still gives one connection per port, per destination")
     return Judgement(P, f"{head}: widening gives one connection per port, per destination, "
                         f"but the default is not the article's 32768-61000 (compared exactly)")
+
+
+# -- C15: what thousands of TIME_WAITs cost ------------------------------------------------
+
+#: What "noticeable" means here: a new connection costing at least 1.5 times the CPU time
+#: (and wall time) it costs next to no TIME_WAIT at all.
+NOTICEABLE = 1.5
+#: "Thousands" (seed 000's example: 3000): levels from 1000 up to 9999 TIME_WAITs.
+THOUSANDS = (1000, 9999)
+
+
+@dataclass(frozen=True)
+class CostLevel:
+    """One level: TIME_WAITs present, and the median round's per-connection cost."""
+
+    present: int
+    wall_us: float
+    cpu_us: float
+
+
+@dataclass(frozen=True)
+class TimeWaitCost:
+    """Per-connection cost of a server next to 0 and more TIME_WAITs (baseline first)."""
+
+    levels: tuple[CostLevel, ...]
+    rounds: int = 0
+    per_round: int = 0
+    #: bytes per TIME_WAIT socket (tw_sock_TCP slab), None if unreadable
+    tw_bytes: int | None = None
+
+
+@judge("C15", C, P, R)
+def c15(m: TimeWaitCost) -> Judgement:
+    """Each level's cost over the 0-TIME_WAIT baseline, by CPU and by wall time (both must
+    reach NOTICEABLE: a neighbour on our core inflates one clock, not the cost). Confirmed
+    if a level in the thousands is noticeable; partly if only a level beyond; refuted if
+    none is, or the baseline is missing or not empty."""
+    if not m.levels or m.levels[0].present != 0 or m.levels[0].cpu_us <= 0 \
+            or m.levels[0].wall_us <= 0:
+        return Judgement(R, "no per-connection cost measured next to zero TIME_WAIT: "
+                            "no baseline to compare with")
+    base = m.levels[0]
+    ratios = [(lv.present, lv.cpu_us / base.cpu_us, lv.wall_us / base.wall_us)
+              for lv in m.levels[1:]]
+    parts = ", ".join(f"x{c:.2f} CPU / x{w:.2f} wall next to {n}" for n, c, w in ratios)
+    memory = "" if m.tw_bytes is None else f"; {m.tw_bytes} bytes of kernel memory each"
+    head = (f"a connection cost {base.cpu_us:.0f} us CPU / {base.wall_us:.0f} us wall next to "
+            f"0 TIME_WAIT (median of {m.rounds} rounds of {m.per_round}), {parts or 'no level'}"
+            f" (noticeable: x{NOTICEABLE}){memory}")
+    noticed = [n for n, c, w in ratios if min(c, w) >= NOTICEABLE]
+    if any(THOUSANDS[0] <= n <= THOUSANDS[1] for n in noticed):
+        return Judgement(C, f"{head}: noticeable at thousands")
+    if any(n > THOUSANDS[1] for n in noticed):
+        return Judgement(P, f"{head}: noticeable only far beyond thousands")
+    return Judgement(R, f"{head}: not noticeable")
