@@ -33,6 +33,7 @@ scenario = Scenario(
     "took its four-tuple over, path by path",
     claims=("C13",),
     requires=("root", "capture"),
+    timeout=90,  # four probes one after the other: ~6 s alone, ~25 s under load
 )
 
 

@@ -32,6 +32,7 @@ scenario = Scenario(
     title="A narrowed ephemeral range held by TIME_WAIT and CLOSE_WAIT; ranges counted",
     claims=("C16", "C31"),
     requires=("root",),
+    timeout=120,  # seven probes one after the other: ~10 s alone, several times that under load
 )
 
 
