@@ -13,6 +13,18 @@ Every claim is judged by the same rule, whatever its subject:
 Implementation details that no observer or peer can see (a state the kernel passes through
 inside the processing of one segment, say) are notes in the summary, never conditions.
 
+How the rule reads in the cases that recur:
+
+* A quoted default or figure that was right on older kernels and changed, while the
+  mechanism still holds, is a wrong figure: **partly**, and the summary names the version
+  and the change. **outdated** is for a mechanism that itself is gone or no longer works
+  (a removed tunable).
+* A condition is "left out" only if the claim's own articles do not state it: where they
+  do (keepalive settings apply "when keepalive is enabled"), it is a note.
+* The same omitted condition weighs the same way on every claim it touches (loopback-only
+  tcp_tw_reuse=2; only sockets with SO_KEEPALIVE are probed; an orphaned FIN_WAIT2 ends
+  after tcp_fin_timeout).
+
 Verdicts are not written in scenarios. A scenario records a *measurement* (a typed record of
 what the kernel did); the claim's judge in ``tcplab.judges`` turns it into a verdict and a
 summary that says only what the measurement shows. The measurement itself is the evidence
