@@ -33,7 +33,8 @@ time.sleep(3600)
 """
 
 
-async def _line(child: Child) -> bytes:
+async def read_line(child: Child) -> bytes:
+    """One line of the child's stdout (EOFError if it exits first)."""
     assert child.stdout is not None
     line = b""
     while not line.endswith(b"\n"):
@@ -60,7 +61,7 @@ async def share(lab: Lab, ends: list[End], holders: int) -> list[Child]:
             conn, _ = unix.accept()
             with conn:
                 socket.send_fds(conn, [b"x"], [e.fd for e in ends])
-            if await _line(child) != f"held {len(ends)}".encode():
+            if await read_line(child) != f"held {len(ends)}".encode():
                 raise EOFError(f"child {child.pid} did not take the sockets")
             children.append(child)
     for end in ends:
