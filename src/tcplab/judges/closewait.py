@@ -116,7 +116,8 @@ def c19(m: ReturnWithoutClose) -> Judgement:
     other = [p for p in errors if p not in leaks_cw]
     verdict = R if not eof_ok or fixed_cw else P if other else C
     found = f"; found by {', '.join(m.found_by)}" if m.found_by else ""
-    fixed = (f"; with close() on every path: {'; '.join(text(p) for p in m.fixed)}"
+    after = "; ".join(f"{p.path} -> {p.state or 'gone'}" for p in m.fixed)
+    fixed = (f"; with close() on every path: {after}"
              if m.fixed else "")
     tail = (f"; an error path left no CLOSE_WAIT ({', '.join(p.path for p in other)}): the "
             "kernel had already dropped the socket, the leak is an fd that CLOSE_WAIT counts "
