@@ -15,12 +15,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import trio
 
-from tcplab import Lab, SocketRecord, TcpState
+from tcplab import End, Lab, SocketRecord, TcpState
 from tcplab.expect import eventually, within
-from tcplab.httplab import HttpServer
+from tcplab.httplab import HttpServer, socket_of
 from tcplab.judges.closewait import LeakPath
 from tcplab.kernel.model import FourTuple
 from tcplab.kernel.procfs import fd_only_record
+from tcplab.lab import AdoptableSocket
 
 
 class UploadAborted(Exception):
@@ -104,3 +105,50 @@ def _short(error: str) -> str:
     number = re.search(r"\[Errno (\d+)\]", error)
     kind = error.split(":")[0]
     return f"{kind} ({errno.errorcode.get(int(number.group(1)), '?')})" if number else kind
+
+
+def pool_client(size: int, pool_wait: float) -> httpx.AsyncClient:
+    """An httpx client whose pool holds ``size`` connections; a request waits at most
+    ``pool_wait`` s for one (then PoolTimeout)."""
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+                             timeout=httpx.Timeout(5.0, pool=pool_wait))
+
+
+async def pool_is_dry(client: httpx.AsyncClient, url: str) -> tuple[bool, float]:
+    """One more request: True if it failed waiting for a pooled connection; and how long."""
+    started = trio.current_time()
+    try:
+        response = await client.get(url)
+    except httpx.PoolTimeout:
+        return True, trio.current_time() - started
+    await response.aclose()
+    return False, trio.current_time() - started
+
+
+async def batch(client: httpx.AsyncClient, url: str, n: int) -> tuple[list[AdoptableSocket], int]:
+    """``n`` requests at once, each read and closed: the sockets they used, and failures."""
+    used: list[AdoptableSocket] = []
+    failed = 0
+
+    async def fetch() -> None:
+        nonlocal failed
+        try:
+            response = await client.get(url)
+            response.raise_for_status()
+            used.append(socket_of(response))
+        except httpx.HTTPError:
+            failed += 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(fetch)
+    return used, failed
+
+
+async def count_in(ends: list[End], state: TcpState, *, timeout: float) -> int:
+    """How many of ``ends`` are in ``state`` once all are, or when ``timeout`` runs out."""
+    def count() -> int:
+        return sum(1 for end in ends if (r := end.observe()) is not None and r.state is state)
+
+    await within(lambda: count() == len(ends), timeout=timeout)
+    return count()
