@@ -123,3 +123,8 @@ async def after_leaving(end: End, state: TcpState, *, timeout: float = 2.0) -> t
 def timer_s(record: SocketRecord | None) -> float | None:
     """Seconds left on ``record``'s kernel timer; None when it has none (or is gone)."""
     return None if record is None or record.timer.kind is TimerKind.OFF else record.timer.remaining
+
+
+def timewait_s(record: SocketRecord | None) -> float | None:
+    """Seconds left on a TIME_WAIT socket's timer; None if ``record`` is not in TIME_WAIT."""
+    return timer_s(record) if record is not None and record.state is TcpState.TIME_WAIT else None

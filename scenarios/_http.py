@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import trio
 
-from tcplab import End, Lab, SocketRecord, TcpState
+from tcplab import Connection, End, Lab, SocketRecord, TcpState
 from tcplab.expect import eventually, within
-from tcplab.httplab import HttpServer, socket_of
+from tcplab.httplab import HttpServer, four_tuple_of, socket_of
 from tcplab.judges.closewait import LeakPath
 from tcplab.kernel.model import FourTuple
 from tcplab.kernel.procfs import fd_only_record
@@ -152,3 +152,13 @@ async def count_in(ends: list[End], state: TcpState, *, timeout: float) -> int:
 
     await within(lambda: count() == len(ends), timeout=timeout)
     return count()
+
+
+async def one_request(lab: Lab, server: HttpServer, client: httpx.AsyncClient) -> Connection:
+    """One request, read and closed; both ends of its (now idle) connection, adopted."""
+    response = await client.get(server.url)
+    response.raise_for_status()
+    client_sock = socket_of(response)
+    server_stream = next(s for t, s in server.connections.items()
+                         if t.reversed() == four_tuple_of(client_sock))
+    return lab.adopt_connection(client_sock, server_stream)
