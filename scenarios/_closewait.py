@@ -19,6 +19,7 @@ import trio
 
 from tcplab import End, Lab, SocketRecord, TcpState, TimerKind
 from tcplab.expect import within
+from tcplab.judges.closewait import LeakPath
 from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import socket_inodes
 
@@ -128,3 +129,9 @@ def timer_s(record: SocketRecord | None) -> float | None:
 def timewait_s(record: SocketRecord | None) -> float | None:
     """Seconds left on a TIME_WAIT socket's timer; None if ``record`` is not in TIME_WAIT."""
     return timer_s(record) if record is not None and record.state is TcpState.TIME_WAIT else None
+
+
+def left_behind(path: str, read: str, end: End) -> LeakPath:
+    """What a handler that returned without close() left: ``end``'s state, fd still held."""
+    record = end.observe()
+    return LeakPath(path, read, None if record is None else record.state.value, not end.closed)

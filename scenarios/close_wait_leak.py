@@ -11,17 +11,11 @@ a time. Nothing here is held on purpose: CLOSE_WAIT is held by the application i
 
 from __future__ import annotations
 
-from _closewait import after_leaving, holders_named, kill_one_by_one, lifetimes, share, timer_s
+import _closewait as h
 from _leaves import path_of, state_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import reaches
-from tcplab.judges.closewait import (
-    KillTheOwner,
-    LeakPair,
-    LeakPath,
-    PassiveCloseWait,
-    ReturnWithoutClose,
-)
+from tcplab.judges import closewait as m
 from tcplab.kernel import sysctl
 from tcplab.lab import errno_name
 
@@ -41,44 +35,43 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     await orphan.client.close()  # the peer closes: its FIN_WAIT2 is an orphan
     await reset.client.abort()  # the peer resets
     await half.client.send_eof()  # the peer only half-closes, and keeps its fd
-    eof, errno, _ = await orphan.server.read_eof(), await reset.server.recv_error(), await half.server.read_eof()
+    eof, errno = await orphan.server.read_eof(), await reset.server.recv_error()
+    await half.server.read_eof()
     # The handlers return here without close(): what is left behind?
-    paths = (LeakPath("end of file", "EOF" if eof == b"" else f"{len(eof)} bytes",
-                      state_of(orphan.server.observe()), not orphan.server.closed),
-             LeakPath("reset", errno_name(errno), state_of(reset.server.observe()), not reset.server.closed))
+    paths = (h.left_behind("end of file", "EOF" if eof == b"" else f"{len(eof)} bytes", orphan.server),
+             h.left_behind("reset", errno_name(errno), reset.server))
     await reaches(orphan.client, S.FIN_WAIT2)
     await reaches(half.client, S.FIN_WAIT2)
     fw2, half_fw2 = orphan.client.observe(), half.client.observe()
     pair = [state_of(e.observe()) for e in (orphan.client, orphan.server, half.client, half.server)]
-    ended = await lifetimes(lab, {"orphan": (orphan.client, S.FIN_WAIT2), "cw": (orphan.server, S.CLOSE_WAIT),
+    ended = await h.lifetimes(lab, {"orphan": (orphan.client, S.FIN_WAIT2), "cw": (orphan.server, S.CLOSE_WAIT),
                                   "half": (half.client, S.FIN_WAIT2), "half cw": (half.server, S.CLOSE_WAIT)}, WATCH)
     cw = orphan.server.observe()
     await orphan.server.close()  # the fix, in the application
-    closed, after = await after_leaving(orphan.server, S.CLOSE_WAIT)
+    closed, after = await h.after_leaving(orphan.server, S.CLOSE_WAIT)
 
     listener = await lab.listen()
     shared = [await lab.connect(listener) for _ in range(SHARED)]
-    children = await share(lab, [c.server for c in shared], HOLDERS)
+    children = await h.share(lab, [c.server for c in shared], HOLDERS)
     for conn in shared:
         await conn.client.close()
     records = [await reaches(conn.server, S.CLOSE_WAIT) for conn in shared]
-    named = holders_named(records, [child.pid for child in children])
-    left = await kill_one_by_one(children, lambda: sum(
+    named = h.holders_named(records, [child.pid for child in children])
+    left = await h.kill_one_by_one(children, lambda: sum(
         state_of(c.server.observe()) == "CLOSE_WAIT" for c in shared))
 
-    verdicts.judge("C18", PassiveCloseWait(
+    verdicts.judge("C18", m.PassiveCloseWait(
         path_of(orphan, "client"), path_of(orphan, "server"),
         held_s=WATCH if ended["cw"] is None else ended["cw"],
         timer=None if cw is None else cw.timer.kind.value, after_close=after, ended_by_close=closed))
-    verdicts.judge("C19", ReturnWithoutClose(paths))
-    verdicts.judge("C20", LeakPair(
+    verdicts.judge("C19", m.ReturnWithoutClose(paths))
+    verdicts.judge("C20", m.LeakPair(
         pair_seen=pair == ["FIN_WAIT2", "CLOSE_WAIT"] * 2, orphan_linger_s=LINGER,
-        orphan_timer_s=timer_s(fw2),
-        orphan_lasted_s=ended["orphan"], close_wait_stayed=ended["cw"] is None, watched_s=WATCH,
-        half_timer_s=timer_s(half_fw2),
+        orphan_timer_s=h.timer_s(fw2), orphan_lasted_s=ended["orphan"],
+        close_wait_stayed=ended["cw"] is None, watched_s=WATCH, half_timer_s=h.timer_s(half_fw2),
         half_pair_stayed=ended["half"] is None and ended["half cw"] is None,
         tcp_fin_timeout_s=sysctl.read_int("net.ipv4.tcp_fin_timeout")))
-    verdicts.judge("C24", KillTheOwner(len(records), tuple(c.pid for c in children), named, left))
+    verdicts.judge("C24", m.KillTheOwner(len(records), tuple(c.pid for c in children), named, left))
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.judge("C40", StateTools(
         kernel_counts=dict(sorted(kernel.items())), netstat_counts=dict(sorted(awk.items())), sockets=len(records),
         owned=sum(1 for r in records if r.owners), lsof_right=lsof_right, lsof_wrong=lsof_wrong,
-        netstat_right=netstat_right, netstat_wrong=netstat_wrong, lsof_missing=dict(lsof_missing)))
+        netstat_right=netstat_right, netstat_wrong=netstat_wrong, lsof_missing=dict(sorted(lsof_missing.items()))))
 
 
 if __name__ == "__main__":
