@@ -5,8 +5,10 @@ Handlers whose read ends (end of file; a reset) return without close(). A peer t
 close() gets a 1 s FIN_WAIT2 lifetime (TCP_LINGER2, the per-socket tcp_fin_timeout) so the
 pair can be watched past it; another peer only half-closes. Then, as in seed 003's lsof
 listing, three leaked sockets are shared by two processes (SCM_RIGHTS, which shares the
-open file as fork does), their owners are read from /proc/*/fd, and they are killed one at
-a time. Nothing here is held on purpose: CLOSE_WAIT is held by the application itself.
+open file as fork does), their owners are read from /proc/*/fd (lsof's own source on
+Linux), and they are killed one at a time. (Seed 003's listing shows two pids holding the
+same fds and an empty listing after killing one: the listing does not say why the other
+went too.) Nothing here is held on purpose: CLOSE_WAIT is held by the application itself.
 """
 
 from __future__ import annotations

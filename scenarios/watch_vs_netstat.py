@@ -9,6 +9,8 @@ read the end and closed, or have not looked yet), some that closed first. Nothin
 on purpose: the states are whatever ordinary closes leave, TIME_WAIT included. Once the
 kernel's tables settle, the same sockets are read by sock_diag with /proc/*/fd (the truth),
 by that netstat | awk pipeline, by ``netstat -tanp`` and by ``lsof -i``, socket by socket.
+(``netstat -a`` alone prints no owner: ``-p`` adds the PID/Program column.) Needs the
+``netstat`` (package net-tools) and ``lsof`` commands; skipped with that reason without them.
 """
 
 from __future__ import annotations
