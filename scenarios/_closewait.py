@@ -81,9 +81,10 @@ async def kill_one_by_one(
 ) -> tuple[int, ...]:
     """Kill each child in turn and reap it; after each, how many sockets ``count()`` finds.
 
-    A process's files are closed before its parent can reap it (exit_files runs in
-    do_exit, before exit_notify), so after ``wait`` a released socket has already left
-    CLOSE_WAIT; ``settle`` seconds more are given anyway, and ending early if none remain."""
+    A dying process drops its files before its parent can reap it (kernel/exit.c do_exit:
+    exit_files, then exit_task_work runs the deferred __fput, then exit_notify), so after
+    ``wait`` a released socket has already left CLOSE_WAIT; ``settle`` seconds more are
+    given anyway, ending early once none remain."""
     left = []
     for child in children:
         child.kill()
