@@ -98,7 +98,13 @@ class HttpServer:
     # -- one connection ----------------------------------------------------------
 
     async def _handle(self, stream: trio.SocketStream) -> None:
-        key = four_tuple_of(stream)
+        try:
+            key = four_tuple_of(stream)
+        except OSError:  # reset before its handler ran: no peer, nothing to serve
+            self.log.errors += 1
+            self.log.errors_seen.append("reset before the handler started")
+            await stream.aclose()
+            return
         self.connections[key] = stream
         conn = h11.Connection(h11.SERVER)
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -55,6 +56,11 @@ def has_capability(bit: int) -> bool:
     return False
 
 
+def _command(name: str) -> tuple[Callable[[], bool], str]:
+    """A requirement met when the command ``name`` is on PATH (tools a claim is about)."""
+    return (lambda: shutil.which(name) is not None, f"needs the `{name}` command, not installed here")
+
+
 #: What a scenario may require, and how to tell whether this machine has it.
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (
@@ -63,6 +69,8 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     ),
     "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
     "capture": (lambda: capture.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
+    "netstat": _command("netstat"),  # package net-tools
+    "lsof": _command("lsof"),
 }
 
 #: At most this many connections per run keep their merged timeline in the results file.
