@@ -91,8 +91,9 @@ async def test_lookup_of_a_closed_four_tuple_is_none_though_a_listener_shares_it
 
 @pytest.mark.parametrize("family", FAMILIES)
 async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_RecordCache.build`` skips the dataclasses' ``__init__``: for the same kernel bytes it
-    must give records equal to the reference parser's, on every kind of socket."""
+    """``RecordParser`` skips the dataclasses' ``__init__``: for the same kernel bytes it must
+    give the records that its ordinary-constructor way gives, on every kind of socket; and
+    its memo must hand back the same record for unchanged bytes only."""
     assert diag.FAST_CONSTRUCTION
     async with Lab(family=family) as lab:
         listener = await lab.listen()
@@ -107,23 +108,25 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
 
         raws: list[bytes] = []
         with SockDiag() as d:
-            build = d._cache.build
+            parse = d._parser.parse
 
             def spy(raw: bytes) -> SocketRecord:
                 raws.append(raw)
-                return build(raw)
+                return parse(raw)
 
-            monkeypatch.setattr(d._cache, "build", spy)
+            monkeypatch.setattr(d._parser, "parse", spy)
             records = d.dump(port=listener.address.port)
             again = d.dump(port=listener.address.port)
         assert {r.state for r in records} >= {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT}
         # The second dump rebuilt TIME_WAIT (its timer runs) but not the listener.
         assert len(records) < len(raws) < 2 * len(records)
-        for raw in raws:
-            fast, plain = diag._RecordCache().build(raw), diag._parse(memoryview(raw), 0)
-            assert fast == plain and hash(fast.four_tuple) == hash(plain.four_tuple)
-            assert fast.to_json() == plain.to_json() and fast.describe() == plain.describe()
-            assert dataclasses.replace(fast) == fast
+        fast = [diag.RecordParser().parse(raw) for raw in raws]
+        monkeypatch.setattr(diag, "FAST_CONSTRUCTION", False)
+        plain = [diag.RecordParser().parse(raw) for raw in raws]
+        for one, other in zip(fast, plain, strict=True):
+            assert one == other and hash(one.four_tuple) == hash(other.four_tuple)
+            assert one.to_json() == other.to_json() and one.describe() == other.describe()
+            assert dataclasses.replace(one) == one
         by_tuple = {r.four_tuple: r for r in records}
         assert by_tuple[established.server.four_tuple].recv_q == 100
         tw = by_tuple[closing.client.four_tuple]
@@ -133,13 +136,21 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
         assert again_by_tuple[tw.four_tuple] is not tw
 
 
+def test_one_parser_reads_every_message() -> None:
+    """The module keeps one reading of ``inet_diag_msg``: no second parser beside
+    ``RecordParser`` (issue 10 found three that had to agree)."""
+    assert not hasattr(diag, "_parse") and not hasattr(diag, "_parse_state_inode")
+    assert not hasattr(diag.SockDiag, "dump_state_inodes")
+    assert not hasattr(diag, "_RecordCache")
+
+
 def test_record_cache_starts_afresh_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diag, "CACHE_LIMIT", 2)
-    cache = diag._RecordCache()
-    cache.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
-    cache.addresses[socket.AF_INET].update({(b"", i): Address("127.0.0.1", i) for i in range(2)})
-    cache.trim()
-    assert not cache.records and len(cache.addresses[socket.AF_INET]) == 2
+    parser = diag.RecordParser()
+    parser.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
+    parser.addresses.update({(socket.AF_INET, b"", i): Address("127.0.0.1", i) for i in range(2)})
+    parser.trim()
+    assert not parser.records and len(parser.addresses) == 2
 
 
 @pytest.mark.parametrize("family", FAMILIES)
