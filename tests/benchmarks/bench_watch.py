@@ -32,8 +32,8 @@ from collections.abc import Callable
 
 from tcplab import table, watch
 from tcplab.kernel.diag import SockDiag
-from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.netns import enter_private_netns
+from tcplab.kernel.observer import DiagObserver
 
 LISTENERS = 16
 WORKERS = 4  # processes holding the owned sockets (RLIMIT_NOFILE may be 20,000 and fixed)
