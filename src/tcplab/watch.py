@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,13 +166,6 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
-def owners_of(inodes: set[int], pids: Iterable[int] | None = None) -> dict[int, list[int]]:
-    """Map each of ``inodes`` to the pids holding it (each pid once), from one scan of
-    ``/proc/*/fd`` (``procfs.socket_fds``)."""
-    return {inode: list(dict.fromkeys(pid for pid, _fd in holders))
-            for inode, holders in socket_fds(pids, inodes).items()}
-
-
 def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
     """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
@@ -188,7 +181,9 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
     owned = {r.inode for r in records if r.inode}
     holders: dict[int, list[int]] = {}
     if owned:
-        holders = owners_of(owned, [watch.pid] if watch.pid is not None else None)
+        fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
+        holders = {inode: list(dict.fromkeys(pid for pid, _fd in pairs))  # each pid once
+                   for inode, pairs in fds.items()}
         snap.scanned_fds = True
     commands: dict[int, Process] = {}
     for record in records:
