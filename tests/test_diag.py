@@ -163,3 +163,19 @@ async def test_lookup_and_dump_agree(family: int) -> None:
                 assert record is not None and record.four_tuple == end.four_tuple
                 assert record.family == family
                 assert record in d.dump(port=end.four_tuple.local.port)
+
+
+def test_a_dump_leaves_the_collector_as_it_found_it() -> None:
+    """The cyclic GC is paused while a dump's records are built, and only then."""
+    import gc
+
+    with SockDiag() as d:
+        assert gc.isenabled()
+        d.dump()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            d.dump()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
