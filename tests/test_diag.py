@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from collections import Counter
 
 import pytest
 
@@ -123,7 +124,8 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
         fast = [diag.RecordParser().parse(raw) for raw in raws]
         monkeypatch.setattr(diag, "FAST_CONSTRUCTION", False)
         plain = [diag.RecordParser().parse(raw) for raw in raws]
-        for one, other in zip(fast, plain, strict=True):
+        for raw, one, other in zip(raws, fast, plain, strict=True):
+            assert diag.RecordParser.state_and_inode(raw) == (one.state, one.inode)
             assert one == other and hash(one.four_tuple) == hash(other.four_tuple)
             assert one.to_json() == other.to_json() and one.describe() == other.describe()
             assert dataclasses.replace(one) == one
@@ -142,6 +144,24 @@ def test_one_parser_reads_every_message() -> None:
     assert not hasattr(diag, "_parse") and not hasattr(diag, "_parse_state_inode")
     assert not hasattr(diag.SockDiag, "dump_state_inodes")
     assert not hasattr(diag, "_RecordCache")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_the_census_counts_what_the_dump_lists(family: int) -> None:
+    """``census`` (state and inode only) and ``dump`` (records) make the same request and
+    read it through the same parser: the same sockets, each with the same state and inode."""
+    async with Lab(family=family) as lab:
+        listener = await lab.listen()
+        conns = [await lab.connect(listener) for _ in range(3)]
+        await conns[0].client.close()
+        await reaches(conns[0].server, TcpState.CLOSE_WAIT)
+        port = listener.address.port
+        with SockDiag() as d:
+            for states in (None, [TcpState.CLOSE_WAIT], [TcpState.CLOSED]):
+                records = d.dump(port=port, states=states)
+                assert Counter(d.census(port=port, states=states)) == Counter(
+                    (r.state, r.inode) for r in records)
+        assert len(records) == 0
 
 
 def test_record_cache_starts_afresh_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:

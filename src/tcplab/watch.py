@@ -3,9 +3,9 @@
 What ``netstat -n | awk '{++S[$NF]}'`` plus ``lsof -i`` tell a person chasing CLOSE_WAIT
 (claim C40, seeds 002, 003, 004), in one reading:
 
-* one observer snapshot (a sock_diag dump per address family), filtered in the kernel by
+* one observer census (a sock_diag dump per address family), filtered in the kernel by
   state (a bit mask) and port (inet_diag bytecode), so only matching sockets cross into
-  Python; records of sockets that did not change since the last refresh are reused;
+  Python, and each read as its state and inode only (no record is built);
 * one scan of ``/proc/*/fd`` (or ``/proc/PID/fd`` with a pid filter; ``procfs.socket_fds``)
   to map socket inodes to processes, skipped when no matching socket has an owner to find
   (TIME_WAIT, orphans and request sockets have inode 0);
@@ -170,15 +170,12 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
     """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
     ``observer`` is the lab's or a ``DiagObserver`` of its own; a bare ``SockDiag`` is still
-    taken for scenarios written before the observer (it reads the same records).
+    taken for scenarios written before the observer (it offers the same ``census``).
     """
     started = time.perf_counter()
     snap = Snapshot(time.time(), watch)
-    if isinstance(observer, SockDiag):
-        records = observer.dump(states=watch.states, port=watch.port)
-    else:
-        records = observer.snapshot(states=watch.states, port=watch.port)
-    owned = {r.inode for r in records if r.inode}
+    pairs = observer.census(states=watch.states, port=watch.port)
+    owned = {inode for _, inode in pairs if inode}
     holders: dict[int, list[int]] = {}
     if owned:
         fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
@@ -186,8 +183,7 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
                    for inode, pairs in fds.items()}
         snap.scanned_fds = True
     commands: dict[int, Process] = {}
-    for record in records:
-        state, inode = record.state, record.inode
+    for state, inode in pairs:
         if not inode:
             if watch.pid is None:
                 snap.states[state] += 1

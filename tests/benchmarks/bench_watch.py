@@ -148,6 +148,7 @@ def main() -> int:
         ("tcplab watch: snapshot, --port (1 listener)",
          lambda: watch.take(observer, one_port).total),
         ("tcplab watch: snapshot, --pid (this process)", lambda: watch.take(observer, me).total),
+        ("sock_diag census (states + inodes)", lambda: len(observer.census())),
         ("sock_diag dump, records (reused SockDiag)", lambda: len(observer.snapshot())),
         ("sock_diag dump, records (fresh SockDiag)", fresh_dump),
     ]

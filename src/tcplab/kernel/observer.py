@@ -58,6 +58,14 @@ class DiagObserver:
     ) -> list[SocketRecord]:
         return self._diag.dump(port=port, states=states, bound=bound)
 
+    def census(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
+    ) -> list[tuple[TcpState, int]]:
+        """The sockets ``snapshot`` would give, each as its state and inode only: a count of
+        tens of thousands of sockets without building their records (``tcplab watch``)."""
+        return self._diag.census(port=port, states=states, bound=bound)
+
     def close(self) -> None:
         self._diag.close()
 
