@@ -179,8 +179,9 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
     holders: dict[int, list[int]] = {}
     if owned:
         fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
-        holders = {inode: list(dict.fromkeys(pid for pid, _fd in pairs))  # each pid once
-                   for inode, pairs in fds.items()}
+        holders = {inode: [fd_pairs[0][0]] if len(fd_pairs) == 1  # the usual case: one fd
+                   else list(dict.fromkeys(pid for pid, _fd in fd_pairs))  # each pid once
+                   for inode, fd_pairs in fds.items()}
         snap.scanned_fds = True
     commands: dict[int, Process] = {}
     for state, inode in pairs:
