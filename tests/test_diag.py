@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+from collections import Counter
 
 import pytest
 
@@ -91,8 +92,9 @@ async def test_lookup_of_a_closed_four_tuple_is_none_though_a_listener_shares_it
 
 @pytest.mark.parametrize("family", FAMILIES)
 async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``_RecordCache.build`` skips the dataclasses' ``__init__``: for the same kernel bytes it
-    must give records equal to the reference parser's, on every kind of socket."""
+    """``RecordParser`` skips the dataclasses' ``__init__``: for the same kernel bytes it must
+    give the records that its ordinary-constructor way gives, on every kind of socket; and
+    its memo must hand back the same record for unchanged bytes only."""
     assert diag.FAST_CONSTRUCTION
     async with Lab(family=family) as lab:
         listener = await lab.listen()
@@ -107,23 +109,26 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
 
         raws: list[bytes] = []
         with SockDiag() as d:
-            build = d._cache.build
+            parse = d._parser.parse
 
             def spy(raw: bytes) -> SocketRecord:
                 raws.append(raw)
-                return build(raw)
+                return parse(raw)
 
-            monkeypatch.setattr(d._cache, "build", spy)
+            monkeypatch.setattr(d._parser, "parse", spy)
             records = d.dump(port=listener.address.port)
             again = d.dump(port=listener.address.port)
         assert {r.state for r in records} >= {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT}
         # The second dump rebuilt TIME_WAIT (its timer runs) but not the listener.
         assert len(records) < len(raws) < 2 * len(records)
-        for raw in raws:
-            fast, plain = diag._RecordCache().build(raw), diag._parse(memoryview(raw), 0)
-            assert fast == plain and hash(fast.four_tuple) == hash(plain.four_tuple)
-            assert fast.to_json() == plain.to_json() and fast.describe() == plain.describe()
-            assert dataclasses.replace(fast) == fast
+        fast = [diag.RecordParser().parse(raw) for raw in raws]
+        monkeypatch.setattr(diag, "FAST_CONSTRUCTION", False)
+        plain = [diag.RecordParser().parse(raw) for raw in raws]
+        for raw, one, other in zip(raws, fast, plain, strict=True):
+            assert diag.RecordParser.state_and_inode(raw) == (one.state, one.inode)
+            assert one == other and hash(one.four_tuple) == hash(other.four_tuple)
+            assert one.to_json() == other.to_json() and one.describe() == other.describe()
+            assert dataclasses.replace(one) == one
         by_tuple = {r.four_tuple: r for r in records}
         assert by_tuple[established.server.four_tuple].recv_q == 100
         tw = by_tuple[closing.client.four_tuple]
@@ -133,13 +138,39 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
         assert again_by_tuple[tw.four_tuple] is not tw
 
 
+def test_one_parser_reads_every_message() -> None:
+    """The module keeps one reading of ``inet_diag_msg``: no second parser beside
+    ``RecordParser`` (issue 10 found three that had to agree)."""
+    assert not hasattr(diag, "_parse") and not hasattr(diag, "_parse_state_inode")
+    assert not hasattr(diag.SockDiag, "dump_state_inodes")
+    assert not hasattr(diag, "_RecordCache")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+async def test_the_census_counts_what_the_dump_lists(family: int) -> None:
+    """``census`` (state and inode only) and ``dump`` (records) make the same request and
+    read it through the same parser: the same sockets, each with the same state and inode."""
+    async with Lab(family=family) as lab:
+        listener = await lab.listen()
+        conns = [await lab.connect(listener) for _ in range(3)]
+        await conns[0].client.close()
+        await reaches(conns[0].server, TcpState.CLOSE_WAIT)
+        port = listener.address.port
+        with SockDiag() as d:
+            for states in (None, [TcpState.CLOSE_WAIT], [TcpState.CLOSED]):
+                records = d.dump(port=port, states=states)
+                assert Counter(d.census(port=port, states=states)) == Counter(
+                    (r.state, r.inode) for r in records)
+        assert len(records) == 0
+
+
 def test_record_cache_starts_afresh_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(diag, "CACHE_LIMIT", 2)
-    cache = diag._RecordCache()
-    cache.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
-    cache.addresses[socket.AF_INET].update({(b"", i): Address("127.0.0.1", i) for i in range(2)})
-    cache.trim()
-    assert not cache.records and len(cache.addresses[socket.AF_INET]) == 2
+    parser = diag.RecordParser()
+    parser.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
+    parser.addresses.update({(socket.AF_INET, b"", i): Address("127.0.0.1", i) for i in range(2)})
+    parser.trim()
+    assert not parser.records and len(parser.addresses) == 2
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -152,3 +183,19 @@ async def test_lookup_and_dump_agree(family: int) -> None:
                 assert record is not None and record.four_tuple == end.four_tuple
                 assert record.family == family
                 assert record in d.dump(port=end.four_tuple.local.port)
+
+
+def test_a_dump_leaves_the_collector_as_it_found_it() -> None:
+    """The cyclic GC is paused while a dump's records are built, and only then."""
+    import gc
+
+    with SockDiag() as d:
+        assert gc.isenabled()
+        d.dump()
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            d.dump()
+            assert not gc.isenabled()
+        finally:
+            gc.enable()

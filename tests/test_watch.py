@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 from tcplab.scenario import REQUIREMENTS
 from tcplab.states import TcpState
 
@@ -56,8 +56,8 @@ def settled(port: int, wanted: dict[str, int], timeout: float = 5.0) -> None:
     """Poll the kernel until ``port``'s sockets are in ``wanted`` states (FINs are processed
     just after close() returns); on the deadline, let the test's assertions show the rest."""
     deadline = time.monotonic() + timeout
-    with SockDiag() as diag:
-        while dict(Counter(r.state.value for r in diag.dump(port=port))) != wanted:
+    with DiagObserver() as observer:
+        while dict(Counter(r.state.value for r in observer.snapshot(port=port))) != wanted:
             if time.monotonic() > deadline:
                 return
             time.sleep(0.002)
@@ -92,11 +92,11 @@ BUSY_NETNS = textwrap.dedent('''
     # kernel until every state is in place (5 s deadline) instead of sleeping and hoping.
     import time
     from collections import Counter
-    from tcplab.kernel.diag import SockDiag
+    from tcplab.kernel.observer import DiagObserver
     wanted = {"LISTEN": 3, "ESTABLISHED": 180, "CLOSE_WAIT": 50, "FIN_WAIT2": 50, "TIME_WAIT": 120}
     deadline = time.monotonic() + 5
-    with SockDiag() as diag:
-        while dict(Counter(r.state.value for r in diag.dump())) != wanted:
+    with DiagObserver() as observer:
+        while dict(Counter(r.state.value for r in observer.snapshot())) != wanted:
             if time.monotonic() > deadline:
                 break  # the assertions below show what the kernel holds
             time.sleep(0.002)
@@ -225,19 +225,18 @@ def test_close_wait_growth_is_marked_between_refreshes(
     busy_port: tuple[int, list[socket.socket]],
 ) -> None:
     from tcplab import watch
-    from tcplab.kernel.diag import SockDiag
 
     port, keep = busy_port
     where = watch.WatchFilter(port=port)
-    with SockDiag() as diag:
-        first = watch.take(diag, where)
+    with DiagObserver() as observer:
+        first = watch.take(observer, where)
         client = socket.create_connection(("127.0.0.1", port))
         server, _ = keep[0].accept()
         keep.append(server)
         client.close()
         deadline = time.monotonic() + 5
         while True:  # until the FIN is processed: the kernel's, not ours, to say
-            second = watch.take(diag, where)
+            second = watch.take(observer, where)
             if second.states[TcpState.CLOSE_WAIT] == 16 or time.monotonic() > deadline:
                 break
             time.sleep(0.002)

@@ -34,7 +34,7 @@ import trio
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.process import Child
-from tcplab.kernel.procfs import fd_only_record, with_owners
+from tcplab.kernel.procfs import bound_interface, fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -86,6 +86,9 @@ class End:
         self.peers: list[End] = []
         self.leaked = False
         self.borrowed = borrowed
+        #: The device ``sock`` is bound to (SO_BINDTODEVICE), which an exact lookup must
+        #: send; re-read at each observation while the fd is open, kept after it closes.
+        self.interface = bound_interface(sock)
 
     def __repr__(self) -> str:
         return f"<End {self.label} {self.four_tuple}>"
@@ -178,7 +181,9 @@ class End:
         that is reported as a CLOSED, fd-only record, not as nothing. ``source`` and
         ``force`` go to ``Timeline.add``.
         """
-        record = self.lab.observer.lookup(self.four_tuple)
+        if not self.closed:
+            self.interface = bound_interface(self.sock)
+        record = self.lab.observer.lookup(self.four_tuple, interface=self.interface)
         if record is None and not self.closed and not self.borrowed:
             record = fd_only_record(self.sock, self.four_tuple)
         elif record is not None and owners:
@@ -238,7 +243,7 @@ class Listener:
         return raw
 
     def observe(self) -> SocketRecord | None:
-        return self.lab.observer.lookup(self.four_tuple)
+        return self.lab.observer.lookup(self.four_tuple, interface=bound_interface(self.sock))
 
     def as_end(self, label: str = "listener") -> End:
         """The listening socket as an ``End``, so a timeline shows it beside connections

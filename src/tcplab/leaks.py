@@ -13,7 +13,7 @@ LAST_ACK — but it belongs to no process (inode 0, no fd), so it is not a leak 
 reported. Ownership is read from ``/proc/self/fd`` (``socket:[INODE]`` links); each held
 socket's four-tuple comes from a duplicate of its fd (closed again at once: closing a
 duplicate never closes the socket), and its state from the kernel's sock_diag table by
-exact four-tuple lookup, or, for a socket the kernel already dropped (a reset), from
+exact four-tuple lookup (with the device the socket is bound to, if any), or, for a socket the kernel already dropped (a reset), from
 ``TCP_INFO`` on the fd. The cost grows with the sockets this process holds, not with the
 host's (a whole-table dump on a server with 50,000 sockets would cost tens of ms per test).
 """
@@ -26,9 +26,9 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
-from tcplab.kernel.procfs import is_tcp_fd, socket_inodes, tcp_info_state
+from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.procfs import bound_interface, is_tcp_fd, socket_fds, tcp_info_state
 from tcplab.states import TcpState
 
 GRACE_POLL = 0.005  # seconds between re-reads while a grace period runs
@@ -80,14 +80,15 @@ def _four_tuple(sock: socket.socket) -> FourTuple:
     return FourTuple(local, remote)
 
 
-def _held(fd: int, inode: int, diag: SockDiag) -> HeldSocket | None:
+def _held(fd: int, inode: int, observer: DiagObserver) -> HeldSocket | None:
     try:
         dup = socket.socket(fileno=os.dup(fd))
     except OSError:  # closed meanwhile (another thread)
         return None
     with dup:
         four_tuple = _four_tuple(dup)
-        record = diag.lookup(four_tuple) if four_tuple.local.port else None
+        record = (observer.lookup(four_tuple, interface=bound_interface(dup))
+                  if four_tuple.local.port else None)
         if record is None or record.inode != inode:
             # Not in the kernel's tables: never connected, or dropped after a reset.
             # The fd itself still knows its state.
@@ -97,25 +98,25 @@ def _held(fd: int, inode: int, diag: SockDiag) -> HeldSocket | None:
     return HeldSocket(fd, record)
 
 
-def held_tcp_sockets(diag: SockDiag | None = None) -> dict[int, HeldSocket]:
+def held_tcp_sockets(observer: DiagObserver | None = None) -> dict[int, HeldSocket]:
     """Every TCP socket this process holds through an fd, by socket inode."""
-    own_diag = diag is None
-    diag = diag or SockDiag()
+    own_observer = observer is None
+    observer = observer or DiagObserver()
     held: dict[int, HeldSocket] = {}
     pid = os.getpid()
     try:
-        for inode, owners in socket_inodes([pid]).items():
+        for inode, holders in socket_fds([pid]).items():
             # One socket may sit behind several fds (dup, fork): the first fd still open
             # describes it. An fd that is no TCP socket *now* may have been closed since
             # /proc was read (a thread of the test), so the next fd is asked too.
-            for owner in owners:
-                found = _held(owner.fd, inode, diag) if is_tcp_fd(pid, owner.fd) else None
+            for _pid, fd in sorted(holders):
+                found = _held(fd, inode, observer) if is_tcp_fd(pid, fd) else None
                 if found is not None:
                     held[inode] = found
                     break
     finally:
-        if own_diag:
-            diag.close()
+        if own_observer:
+            observer.close()
     return held
 
 

@@ -13,8 +13,10 @@ Fixtures (``tcplab_lab`` needs pytest-trio: trio mode, or ``@pytest.mark.trio``)
     four-tuple: ``await reaches(end, TcpState.CLOSE_WAIT)``, ``holds``, ``gone``... The
     lab never closes an adopted socket and leaves a blocking socket blocking.
 ``tcplab_observer``
-    A sock_diag ``DiagObserver`` (``lookup(four_tuple)``, ``snapshot(port=, states=)``);
-    plain sync tests can use it.
+    A sock_diag ``DiagObserver`` (``lookup(four_tuple, interface=)``, ``snapshot(port=,
+    states=, bound=)``); plain sync tests can use it. A socket bound to a device
+    (SO_BINDTODEVICE) is found only with its device: ``interface=bound_interface(sock)``
+    (``tcplab.kernel.procfs``); ``tcplab_adopt`` and the leak check pass it themselves.
 ``tcplab_held``
     ``held() -> dict[inode, HeldSocket]``: the TCP sockets this process holds right now.
 

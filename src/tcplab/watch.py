@@ -3,12 +3,12 @@
 What ``netstat -n | awk '{++S[$NF]}'`` plus ``lsof -i`` tell a person chasing CLOSE_WAIT
 (claim C40, seeds 002, 003, 004), in one reading:
 
-* one sock_diag dump per address family, filtered in the kernel by state (a bit mask)
-  and port (inet_diag bytecode), so only matching sockets cross into Python, and only
-  their state and inode are decoded;
-* one scan of ``/proc/*/fd`` (or ``/proc/PID/fd`` with a pid filter) to map socket inodes
-  to processes, skipped when no matching socket has an owner to find (TIME_WAIT, orphans
-  and request sockets have inode 0);
+* one observer census (a sock_diag dump per address family), filtered in the kernel by
+  state (a bit mask) and port (inet_diag bytecode), so only matching sockets cross into
+  Python, and each read as its state and inode only (no record is built);
+* one scan of ``/proc/*/fd`` (or ``/proc/PID/fd`` with a pid filter; ``procfs.socket_fds``)
+  to map socket inodes to processes, skipped when no matching socket has an owner to find
+  (TIME_WAIT, orphans and request sockets have inode 0);
 * command lines read only for the processes that own a matching socket.
 
 A socket held by several processes (after fork) counts once per state, and once under
@@ -20,13 +20,15 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tcplab import table
 from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.procfs import socket_fds
 from tcplab.states import TcpState
 
 #: The order states are shown in: roughly the life of a connection, the order in which
@@ -164,50 +166,22 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
-def owners_of(inodes: set[int], pids: Iterable[int] | None = None) -> dict[int, list[int]]:
-    """Map each of ``inodes`` to the pids holding it, in one scan of ``/proc/*/fd``.
+def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
+    """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
-    The fd directory is opened once per process and each link read relative to it
-    (``readlinkat``), which is what the scan's cost is made of at tens of thousands of fds.
-    Processes that vanish or that we may not inspect are skipped.
+    ``observer`` is the lab's or a ``DiagObserver`` of its own; a bare ``SockDiag`` is still
+    taken for scenarios written before the observer (it offers the same ``census``).
     """
-    found: dict[int, list[int]] = {}
-    if pids is None:
-        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
-    candidates = list(pids)
-    for pid in candidates:
-        try:
-            dir_fd = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            continue
-        try:
-            for name in os.listdir(dir_fd):
-                try:
-                    target = os.readlink(name, dir_fd=dir_fd)
-                except OSError:
-                    continue
-                if target.startswith("socket:["):
-                    inode = int(target[8:-1])
-                    if inode in inodes:
-                        holders = found.setdefault(inode, [])
-                        if not holders or holders[-1] != pid:
-                            holders.append(pid)
-        except OSError:
-            continue
-        finally:
-            os.close(dir_fd)
-    return found
-
-
-def take(diag: SockDiag, watch: WatchFilter) -> Snapshot:
-    """One snapshot of the sockets ``watch`` selects (see the module docstring)."""
     started = time.perf_counter()
     snap = Snapshot(time.time(), watch)
-    pairs = diag.dump_state_inodes(states=watch.states, port=watch.port)
+    pairs = observer.census(states=watch.states, port=watch.port)
     owned = {inode for _, inode in pairs if inode}
     holders: dict[int, list[int]] = {}
     if owned:
-        holders = owners_of(owned, [watch.pid] if watch.pid is not None else None)
+        fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
+        holders = {inode: [fd_pairs[0][0]] if len(fd_pairs) == 1  # the usual case: one fd
+                   else list(dict.fromkeys(pid for pid, _fd in fd_pairs))  # each pid once
+                   for inode, fd_pairs in fds.items()}
         snap.scanned_fds = True
     commands: dict[int, Process] = {}
     for state, inode in pairs:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from tcplab import table, watch
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.netns import enter_private_netns
+from tcplab.kernel.observer import DiagObserver
 
 LISTENERS = 16
 WORKERS = 4  # processes holding the owned sockets (RLIMIT_NOFILE may be 20,000 and fixed)
@@ -130,18 +131,26 @@ def main() -> int:
     print(f"made {sum(expected.values())} sockets in {time.perf_counter() - started:.1f} s "
           f"(held by this process and {WORKERS} workers): {expected}\n")
 
-    diag = SockDiag()
+    observer = DiagObserver()
     everything = watch.WatchFilter()
     close_wait = watch.WatchFilter.parse(port=None, pid=None, states=["CLOSE_WAIT"])
     one_port = watch.WatchFilter(port=listeners[0].getsockname()[1])
     me = watch.WatchFilter(pid=os.getpid())
+
+    def fresh_dump() -> int:
+        with SockDiag() as diag:
+            return len(diag.dump())
+
     cases: list[tuple[str, Callable[[], int]]] = [
-        ("tcplab watch: snapshot, all sockets", lambda: watch.take(diag, everything).total),
-        ("tcplab watch: snapshot, --state close-wait", lambda: watch.take(diag, close_wait).total),
-        ("tcplab watch: snapshot, --port (1 listener)", lambda: watch.take(diag, one_port).total),
-        ("tcplab watch: snapshot, --pid (this process)", lambda: watch.take(diag, me).total),
-        ("sock_diag dump only (states + inodes)", lambda: len(diag.dump_state_inodes())),
-        ("sock_diag dump, full records", lambda: len(diag.dump())),
+        ("tcplab watch: snapshot, all sockets", lambda: watch.take(observer, everything).total),
+        ("tcplab watch: snapshot, --state close-wait",
+         lambda: watch.take(observer, close_wait).total),
+        ("tcplab watch: snapshot, --port (1 listener)",
+         lambda: watch.take(observer, one_port).total),
+        ("tcplab watch: snapshot, --pid (this process)", lambda: watch.take(observer, me).total),
+        ("sock_diag census (states + inodes)", lambda: len(observer.census())),
+        ("sock_diag dump, records (reused SockDiag)", lambda: len(observer.snapshot())),
+        ("sock_diag dump, records (fresh SockDiag)", fresh_dump),
     ]
     tcplab = [sys.executable, "-m", "tcplab", "watch", "--once", "--json"]
     cases.append(("`tcplab watch --once --json` (process)",
@@ -163,7 +172,7 @@ def main() -> int:
         rows.append((name, f"{median * 1000:.1f}", f"{best * 1000:.1f}", seen))
         print(f"  {name}: {median * 1000:.1f} ms", file=sys.stderr)
     print(table.render(("reading", "median ms", "best ms", "sockets seen"), rows))
-    diag.close()
+    observer.close()
     for stop in stops:
         os.close(stop)
     for _ in stops:

@@ -15,7 +15,7 @@ import time
 
 from tcplab import watch
 from tcplab.errors import Unavailable
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 
 NAME = "watch"
 HELP = "sockets per state and per owning process, refreshed in place (CLOSE_WAIT growth marked)"
@@ -53,17 +53,17 @@ def execute(args: argparse.Namespace) -> int:
     tty = sys.stdout.isatty() and not args.json
     previous: watch.Snapshot | None = None
     try:
-        diag = SockDiag()
+        observer = DiagObserver()
     except OSError as exc:  # a kernel without sock_diag (CONFIG_INET_DIAG): nothing to watch
         raise Unavailable(f"cannot open sock_diag: {exc.strerror}") from None
-    with diag:
+    try:
         try:
             while True:
                 started = time.monotonic()
                 if args.pid is not None and previous is not None and not _alive(args.pid):
                     print(f"tcplab watch: process {args.pid} has exited", file=sys.stderr)
                     return 0
-                snap = watch.take(diag, watch_filter)
+                snap = watch.take(observer, watch_filter)
                 if args.json:
                     print(json.dumps(snap.to_json(previous), indent=1 if args.once else None))
                 else:
@@ -77,6 +77,8 @@ def execute(args: argparse.Namespace) -> int:
                 time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
         except KeyboardInterrupt:  # the normal way to stop watching
             return 0
+    finally:
+        observer.close()
 
 
 def _alive(pid: int) -> bool:

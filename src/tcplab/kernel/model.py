@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-import ipaddress
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +18,23 @@ class _Named(Protocol):
     def getpeername(self) -> Any: ...
 
 
+def canonical_host(text: str) -> str:
+    """An IP address as ``inet_ntop`` writes it: the text of every record sock_diag and
+    /proc give (tcplab's, psutil's and ``ss``'s alike).
+
+    ``ipaddress`` writes some addresses otherwise: on Python 3.11 and 3.12 the v4-mapped
+    ``::ffff:127.0.0.1`` (the server side of a dual-stack ``[::]`` listener) comes out as
+    ``::ffff:7f00:1``, and an ``Address`` made from it never equals the kernel's record of
+    the same socket. A scope (``%lo``) is dropped: the kernel's records carry none.
+    """
+    host = text.split("%", 1)[0]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, host))
+    except OSError:
+        raise ValueError(f"{text!r} is not an IP address") from None
+
+
 @dataclass(frozen=True, order=True)
 class Address:
     """An IP address and port, as the kernel reports it (no scope id: loopback needs none)."""
@@ -32,8 +48,9 @@ class Address:
 
     @classmethod
     def of(cls, sockaddr: tuple[Any, ...]) -> Address:
-        """From a Python socket address (``getsockname()``), IPv4 or IPv6."""
-        return cls(str(ipaddress.ip_address(sockaddr[0])), int(sockaddr[1]))
+        """From a Python socket address (``getsockname()``), IPv4 or IPv6, its host written
+        as the kernel's records write it (``canonical_host``), so that the two compare equal."""
+        return cls(canonical_host(str(sockaddr[0])), int(sockaddr[1]))
 
     @classmethod
     def wildcard(cls, family: int) -> Address:

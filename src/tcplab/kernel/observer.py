@@ -22,14 +22,20 @@ class Observer(Protocol):
 
     name: str
 
-    def lookup(self, end: FourTuple) -> SocketRecord | None:
-        """The socket with exactly this four-tuple, or None."""
+    def lookup(self, end: FourTuple, *, interface: int = 0) -> SocketRecord | None:
+        """The socket with exactly this four-tuple, or None; ``interface``: the index of the
+        device it is bound to, if any (``procfs.bound_interface``)."""
         ...
 
     def snapshot(
-        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
     ) -> list[SocketRecord]:
-        """Every TCP socket with ``port`` at either end, in ``states``; None means all."""
+        """Every TCP socket with ``port`` at either end, in ``states``; None means all.
+
+        Sockets only bound (never listened nor connected) come only with ``bound``, whatever
+        ``states`` asks: a view filtered by state is a subset of the unfiltered one.
+        """
         ...
 
     def close(self) -> None: ...
@@ -43,28 +49,48 @@ class DiagObserver:
     def __init__(self) -> None:
         self._diag = SockDiag()
 
-    def lookup(self, end: FourTuple) -> SocketRecord | None:
-        return self._diag.lookup(end)
+    def lookup(self, end: FourTuple, *, interface: int = 0) -> SocketRecord | None:
+        return self._diag.lookup(end, interface=interface)
 
     def snapshot(
-        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
     ) -> list[SocketRecord]:
-        return self._diag.dump(port=port, states=states)
+        return self._diag.dump(port=port, states=states, bound=bound)
+
+    def census(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
+    ) -> list[tuple[TcpState, int]]:
+        """The sockets ``snapshot`` would give, each as its state and inode only: a count of
+        tens of thousands of sockets without building their records (``tcplab watch``)."""
+        return self._diag.census(port=port, states=states, bound=bound)
 
     def close(self) -> None:
         self._diag.close()
 
+    def __enter__(self) -> DiagObserver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class PsutilObserver:
-    """psutil.net_connections: the whole table every call; owners included."""
+    """psutil.net_connections: the whole table every call; owners included.
+
+    ``/proc/net/tcp*`` lists every socket whatever its device (``interface`` is not needed)
+    and never a socket that is only bound (``bound`` cannot add them).
+    """
 
     name = "psutil"
 
-    def lookup(self, end: FourTuple) -> SocketRecord | None:
+    def lookup(self, end: FourTuple, *, interface: int = 0) -> SocketRecord | None:
         return next((r for r in psutil_records() if r.four_tuple == end), None)
 
     def snapshot(
-        self, *, port: int | None = None, states: Iterable[TcpState] | None = None
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
     ) -> list[SocketRecord]:
         wanted = set(states) if states is not None else None
         return [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import replace
 
 import psutil
@@ -18,33 +18,57 @@ from tcplab.kernel.model import Address, FourTuple, Owner, SocketRecord
 from tcplab.states import TcpState, from_kernel
 
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
+SO_BINDTOIFINDEX = getattr(socket, "SO_BINDTOIFINDEX", 62)  # include/uapi/asm-generic/socket.h
 
 
-def socket_inodes(pids: Iterable[int] | None = None) -> dict[int, list[Owner]]:
-    """Map socket inode -> the (pid, fd) holding it, for ``pids`` or every visible process.
+def socket_fds(
+    pids: Iterable[int] | None = None, inodes: Container[int] | None = None
+) -> dict[int, list[tuple[int, int]]]:
+    """Map socket inode -> the ``(pid, fd)`` pairs holding it, in one scan of ``/proc/*/fd``
+    (or of ``pids``' fd directories); only the inodes in ``inodes``, if given.
 
-    Processes that vanish or that we may not inspect are skipped: ownership is best effort
-    for other users' processes, exact for our own.
+    The one fd scanner of tcplab (owners of records, leak checks, ``tcplab watch``). Each fd
+    directory is opened once and its links read relative to it (``readlinkat``), which is
+    what the scan costs at tens of thousands of fds. Processes that vanish or that we may
+    not inspect are skipped: ownership is best effort for other users' processes, exact for
+    our own.
     """
-    owners: dict[int, list[Owner]] = {}
+    found: dict[int, list[tuple[int, int]]] = {}
     candidates = list(pids) if pids is not None else [int(p) for p in os.listdir("/proc") if p.isdigit()]
     for pid in candidates:
-        fd_dir = f"/proc/{pid}/fd"
         try:
-            entries = os.listdir(fd_dir)
+            dir_fd = os.open(f"/proc/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY)
         except OSError:
             continue
-        name = ""
-        for fd in entries:
-            try:
-                target = os.readlink(f"{fd_dir}/{fd}")
-            except OSError:
-                continue
-            if not target.startswith("socket:["):
-                continue
-            if not name:
-                name = _process_name(pid)
-            owners.setdefault(int(target[8:-1]), []).append(Owner(pid, int(fd), name))
+        try:
+            for name in os.listdir(dir_fd):
+                try:
+                    target = os.readlink(name, dir_fd=dir_fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:["):
+                    inode = int(target[8:-1])
+                    if inodes is None or inode in inodes:
+                        found.setdefault(inode, []).append((pid, int(name)))
+        except OSError:
+            continue
+        finally:
+            os.close(dir_fd)
+    return found
+
+
+def socket_inodes(
+    pids: Iterable[int] | None = None, inodes: Container[int] | None = None
+) -> dict[int, list[Owner]]:
+    """``socket_fds`` with each holder as an ``Owner`` (its pid, fd and process name)."""
+    names: dict[int, str] = {}
+    owners: dict[int, list[Owner]] = {}
+    for inode, holders in socket_fds(pids, inodes).items():
+        for pid, fd in holders:
+            name = names.get(pid)
+            if name is None:
+                name = names[pid] = _process_name(pid)
+            owners.setdefault(inode, []).append(Owner(pid, fd, name))
     return owners
 
 
@@ -61,8 +85,21 @@ def with_owners(records: Iterable[SocketRecord], pids: Iterable[int] | None = No
     records = list(records)
     if not any(r.inode for r in records):
         return records
-    owners = socket_inodes(pids)
+    owners = socket_inodes(pids, {r.inode for r in records if r.inode})
     return [replace(r, owners=tuple(owners.get(r.inode, ()))) if r.inode else r for r in records]
+
+
+def bound_interface(sock: socket.socket) -> int:
+    """The index of the device ``sock`` is bound to (SO_BINDTODEVICE), 0 if none: what an
+    exact sock_diag lookup of a device-bound socket must send (``SockDiag.lookup``).
+
+    Read with SO_BINDTOIFINDEX (Linux 5.0, ``sk_getsockopt`` in net/core/sock.c), which
+    gives the index itself; a closed fd (or an older kernel) reads as 0.
+    """
+    try:
+        return int(sock.getsockopt(socket.SOL_SOCKET, SO_BINDTOIFINDEX))
+    except OSError:
+        return 0
 
 
 def tcp_info_state(sock: socket.socket) -> TcpState:
