@@ -42,7 +42,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         label = f"bound {local}"
         deadline = trio.current_time() + HOLD
         while True:  # held: the bound socket listed as CLOSED, the reset one CLOSED, fd only
-            listed = [r for r in lab.observer.snapshot(port=local.port, states=[S.CLOSED])
+            listed = [r for r in lab.observer.snapshot(port=local.port, states=[S.CLOSED], bound=True)
                       if r.four_tuple.local == local]
             last = trio.current_time() >= deadline
             conn.timeline.add(lab.clock(), label, listed[0] if listed else None, "sock_diag dump",
@@ -58,7 +58,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
             await trio.sleep(0.02)
         inactive = listed[0]
     # Closed: the bound socket is gone from the tables too.
-    if [r for r in lab.observer.snapshot(port=local.port, states=[S.CLOSED]) if r.four_tuple.local == local]:
+    if [r for r in lab.observer.snapshot(port=local.port, states=[S.CLOSED], bound=True) if r.four_tuple.local == local]:
         raise ExpectationFailed(f"{local} still listed after close()")
     conn.timeline.add(lab.clock(), label, None, "sock_diag dump")
 
