@@ -148,25 +148,19 @@ def _fw_text(s: FinWaitSampling) -> str:
             f"{s.conns_in_fin_wait2}){mean}")
 
 
-@judge("C08", C, P, R)
+@judge("C08", C, R)
 def c08(m: FinWaitShares) -> Judgement:
     """FIN_WAIT1 rare, FIN_WAIT2 more often, judged on observation shares.
 
     Confirmed if, with peers that close later, FIN_WAIT1 is at most RARE of the FIN_WAIT
-    observations (so FIN_WAIT2 at least three times as often), and stays under half with a
-    slow reader. Partly if it holds with peers that close later but FIN_WAIT1 outnumbers
-    FIN_WAIT2 when the closer's data waits for a slow reader (a common case on servers
-    that the article leaves out). Refuted if FIN_WAIT1 is not rare, or nothing was seen."""
+    observations (so FIN_WAIT2 at least three times as often); refuted if it is not, or
+    nothing was seen. The slow reader (the closer's FIN held behind data the peer does not
+    read) is the case article 002 itself sets apart, where the peer cannot ACK at once: it
+    is reported as a note, not held against the claim."""
     later = m.peer_closes_later
     share = _share(later.fin_wait1_seen, later.fin_wait1_seen + later.fin_wait2_seen)
+    verdict = R if share is None or share > RARE else C
     slow = m.slow_reader
-    slow_share = _share(slow.fin_wait1_seen, slow.fin_wait1_seen + slow.fin_wait2_seen)
-    if share is None or share > RARE:
-        verdict = R
-    elif slow_share is not None and slow_share > 0.5:
-        verdict = P
-    else:
-        verdict = C
     return Judgement(verdict, (
         f"peer closes {m.peer_delay_s:g} s after the FIN -- {_fw_text(later)}; closer's data "
         f"in flight, peer reads after {m.reader_pause_s:g} s (held on purpose) -- "

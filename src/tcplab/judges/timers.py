@@ -92,10 +92,12 @@ class CloseWaitBound:
     piled_closing: int
 
 
-@judge("C22", C, P, R)
+@judge("C22", C, R)
 def c22(m: CloseWaitBound) -> Judgement:
     """CLOSE_WAIT lasts at least two hours (nothing ends it sooner), so a peer can pile
-    sockets up; partly if they pile up only against an application that never closes."""
+    sockets up. Article 003 sets this in a server that has not closed yet (it still has work
+    or data), so that they pile up only against such an application is a note, not a
+    condition; that the server is exhausted is not measured."""
     own_timer = m.bare_timer not in (None, "off")
     own_bound = own_timer or m.bare_after != "CLOSE_WAIT"
     short_own = m.bare_after != "CLOSE_WAIT" or (own_timer and (
@@ -104,7 +106,7 @@ def c22(m: CloseWaitBound) -> Judgement:
                        and m.keepalive_timer_s < TWO_HOURS_S - KEEPALIVE_READ_TOLERANCE_S)
     piles = m.pile > 0 and m.piled_leaking == m.pile
     at_least_two_hours = not short_own and not short_keepalive
-    verdict = R if not (at_least_two_hours and piles) else C if m.piled_closing == m.pile else P
+    verdict = C if at_least_two_hours and piles else R
     bare = (f"without SO_KEEPALIVE a leaked CLOSE_WAIT socket had timer {m.bare_timer or 'not seen'}"
             + (f" ({m.bare_timer_s:.1f} s left)" if m.bare_timer_s and m.bare_timer != "off" else "")
             + f" and was {m.bare_after or 'gone'} after {m.observed_s:.2f} s")
@@ -118,8 +120,8 @@ def c22(m: CloseWaitBound) -> Judgement:
     pile = (f"{m.piled_leaking} of {m.pile} half-closed connections stayed CLOSE_WAIT against a "
             f"server that never closes, {m.piled_closing} of {m.pile} against one that closes "
             "on end-of-file")
-    if verdict is P:
-        pile += ": a peer piles them up only where the application leaks them"
+    if piles and m.piled_closing < m.pile:
+        pile += " (a peer piles them up only where the application does not close them)"
     return Judgement(verdict, f"{bare}; {ka}; {pile}")
 
 

@@ -12,7 +12,8 @@ Kernel facts the rules rely on (torvalds/linux):
 * ``net/ipv4/af_inet.c`` ``inet_init_net``: ``ip_local_port_range`` defaults to 32768 60999
   since Linux 4.2 (commit 07f4c90062f8, "tcp/dccp: try to not exhaust ip_local_port_range
   in connect()", May 2015: an even-sized range, so connect() can favour even ports and
-  leave odd ones to bind()); before that it was 32768 61000 (net/ipv4/tcp.c since 2.4).
+  leave odd ones to bind()); before that, 32768 61000 was the default on most machines (tcp_init sized it by memory in
+  2.4 and early 2.6).
 """
 
 from __future__ import annotations
@@ -209,7 +210,10 @@ def c16(m: PortExhaustion) -> Judgement:
     kept = ", ".join(f"{t.holders} (tcp_tw_reuse={t.tw_reuse})" for t in blocked)
     return Judgement(P, f"{text}. Only {kept} kept new connections out"
                         + (", and only towards the destination they hold: the limit is per "
-                           "four-tuple, not the host's" if per_destination else ""))
+                           "four-tuple, not the host's" if per_destination else "")
+                        + ("; the default tcp_tw_reuse=2 reuses TIME_WAITs towards loopback only "
+                           "(these ran on 127.0.0.1): towards another address it blocks as 0 does"
+                           if any(t.tw_reuse == 2 and not _blocked(t) for t in m.tries) else ""))
 
 
 # -- C31: ip_local_port_range's default, and widening it -----------------------------------

@@ -112,7 +112,7 @@ def c29(m: TwRecycle) -> Judgement:
     if not m.present:
         if not m.neighbours_present:
             return Judgement(R, f"Linux {m.kernel}: neither tcp_tw_recycle nor its neighbours "
-                                f"are readable here; nothing recycles TIME_WAIT sockets")
+                                f"are readable here: the sysctl tree could not be read, so nothing was measured")
         return Judgement(OUT, f"Linux {m.kernel} has no tcp_tw_recycle (setting it fails: "
                             f"{m.write_error}), while tcp_tw_reuse and tcp_max_tw_buckets are "
                             f"there: removed in Linux 4.12, commit 4396e46187ca")
