@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from judge_case import Case
-from tcplab.judges.closing import FinAckedByKernel, GracefulClose, WhoHoldsTimeWait
+from tcplab.judges.closing import (
+    FinAckedByKernel,
+    GracefulClose,
+    SimultaneousClose,
+    WhoHoldsTimeWait,
+)
 from tcplab.verdict import Verdict
 
 C, R = Verdict.CONFIRMED, Verdict.REFUTED
@@ -37,4 +42,26 @@ CASES = [
          WhoHoldsTimeWait(TW, 59.9, (EST, CW, LA, TW)), R, ("through TIME_WAIT",)),
     Case("C10", "the closer skipped TIME_WAIT", WhoHoldsTimeWait(None, None, (EST, CW, LA, None)),
          R, ("no timewait timer",)),
+]
+
+CL = "CLOSING"
+CROSS = dict(client_fin_t=0.1500, server_fin_t=0.150004, client_fin_acked_t=1.15,
+             server_fin_acked_t=1.15)
+CASES += [
+    Case("C06", "the FINs crossed; both ends traced and seen in CLOSING",
+         SimultaneousClose((EST, FW1, CL, TW), (EST, FW1, CL, TW), (EST, FW1, CL, TW),
+                           (EST, FW1, CL, TW), closing_held_s=1.01, **CROSS),
+         C, ("4 µs apart", "1000.0 ms", "traced and snapshot", "1.01 s")),
+    Case("C06", "the FINs crossed; CLOSING traced only (ACKs not held), no snapshot saw it",
+         SimultaneousClose((EST, FW1, TW), (EST, FW1, TW), (EST, FW1, CL, TW),
+                           (EST, FW1, CL, TW), **CROSS), C, ("client: traced,",)),
+    Case("C06", "the FINs crossed, but one end went FIN_WAIT1 -> TIME_WAIT without CLOSING",
+         SimultaneousClose((EST, FW1, CL, TW), (EST, FW1, TW), (EST, FW1, CL, TW),
+                           (EST, FW1, TW), **CROSS), R, ("server: never",)),
+    Case("C06", "the server's FIN was acked before the client's left (no crossing)",
+         SimultaneousClose((EST, FW1, CL, TW), (EST, FW1, FW2, TW), client_fin_t=0.2,
+                           server_fin_t=0.1, client_fin_acked_t=0.3, server_fin_acked_t=0.15),
+         R, ("did not cross",)),
+    Case("C06", "nothing captured, nothing seen", SimultaneousClose(), R,
+         ("not captured", "client: never")),
 ]

@@ -115,3 +115,61 @@ def c10(m: WhoHoldsTimeWait) -> Judgement:
         f"{timer}; the {m.second} (closed second) went {path_text(m.second_path)}"
         f"{', through TIME_WAIT' if second_tw else ', never in TIME_WAIT'}",
     )
+
+
+@dataclass(frozen=True)
+class SimultaneousClose:
+    """Both ends shut down while a valve on lo (tc tbf) held their FINs, then let both FINs
+    go at once: a close in which the FINs cross (claim C06).
+
+    The valve then holds the ACKs of the FINs for a while, so that CLOSING lasts long enough
+    for snapshots too; on a real path it lasts one round trip."""
+
+    client_path: tuple[str | None, ...] = ()
+    server_path: tuple[str | None, ...] = ()
+    client_traced: tuple[str, ...] = ()
+    server_traced: tuple[str, ...] = ()
+    #: lab seconds at which each end's FIN went on the wire (capture), None: not captured
+    client_fin_t: float | None = None
+    server_fin_t: float | None = None
+    #: when the peer's first segment acknowledging that FIN went on the wire
+    client_fin_acked_t: float | None = None
+    server_fin_acked_t: float | None = None
+    #: how long both ends were seen (snapshots) in CLOSING together, while the ACKs were held
+    closing_held_s: float | None = None
+
+
+def _through(traced: tuple[str, ...], path: tuple[str | None, ...], state: str) -> str | None:
+    """How ``state`` was seen on an end: "traced", "snapshot", both, or None."""
+    how = [name for name, seen in (("traced", state in traced), ("snapshot", state in path)) if seen]
+    return " and ".join(how) or None
+
+
+@judge("C06", C, R)
+def c06(m: SimultaneousClose) -> Judgement:
+    """Both ends pass CLOSING when their FINs cross (each sent before the other's arrived)."""
+    times = (m.client_fin_t, m.server_fin_t, m.client_fin_acked_t, m.server_fin_acked_t)
+    sent, acked = [t for t in times[:2] if t is not None], [t for t in times[2:] if t is not None]
+    crossed = len(sent) == 2 and len(acked) == 2 and max(sent) < min(acked)
+    how = {end: _through(traced, path, "CLOSING") for end, traced, path in (
+        ("client", m.client_traced, m.client_path), ("server", m.server_traced, m.server_path))}
+    both = all(how.values())
+    if crossed:
+        gap = max(sent) - min(sent)
+        wire = (f"both FINs went on the wire {gap * 1e6:.0f} µs apart, before either was "
+                f"acknowledged (the first ACK of a FIN {(min(acked) - max(sent)) * 1e3:.1f} ms "
+                "after the second FIN)")
+    else:
+        wire = ("the FINs did not cross: " + ", ".join(
+            f"{end} FIN {'not captured' if t is None else f'at {t:.4f} s'}, acked "
+            f"{'never' if a is None else f'at {a:.4f} s'}" for end, t, a in (
+                ("client", m.client_fin_t, m.client_fin_acked_t),
+                ("server", m.server_fin_t, m.server_fin_acked_t))))
+    held = ("" if m.closing_held_s is None
+            else f"; both seen in CLOSING together for {m.closing_held_s:.2f} s (the ACKs held)")
+    return Judgement(
+        C if crossed and both else R,
+        f"{wire}; CLOSING on the client: {how['client'] or 'never'}, on the server: "
+        f"{how['server'] or 'never'}{held} (client {path_text(m.client_traced or m.client_path)}; "
+        f"server {path_text(m.server_traced or m.server_path)})",
+    )
