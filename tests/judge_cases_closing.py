@@ -5,6 +5,7 @@ from __future__ import annotations
 from judge_case import Case
 from tcplab.judges.closing import (
     FinAckedByKernel,
+    FinAckTogether,
     GracefulClose,
     SimultaneousClose,
     WhoHoldsTimeWait,
@@ -64,4 +65,24 @@ CASES += [
          R, ("did not cross",)),
     Case("C06", "nothing captured, nothing seen", SimultaneousClose(), R,
          ("not captured", "client: never")),
+]
+
+SEG = "server -> client: FIN,ACK seq=1 ack=2 win=64"
+CASES += [
+    Case("C05", "FIN+ACK in one segment; FIN_WAIT2 traced for 4 µs inside it, never seen",
+         FinAckTogether(1, SEG, (EST, TW), (EST, FW1, FW2, TW), 4.0, 0), C,
+         ("went TIME_WAIT as a poll", "note", "4 µs", "attempt 1")),
+    Case("C05", "a kernel that moves FIN_WAIT1 -> TIME_WAIT in one step",
+         FinAckTogether(2, SEG, (EST, FW1, TW), (EST, FW1, TW)), C, ("attempt 2",)),
+    Case("C05", "snapshots only, FIN_WAIT2 never seen", FinAckTogether(1, SEG, (EST, FW1, TW)), C),
+    Case("C05", "FIN_WAIT2 held 5 ms after the combined segment (traced), a poll could see it",
+         FinAckTogether(1, SEG, (EST, TW), (EST, FW1, FW2, TW), 5000.0, 0), R,
+         ("FIN_WAIT2 lasted 5000 µs",)),
+    Case("C05", "a segment from the server arrived while FIN_WAIT2 lasted",
+         FinAckTogether(1, SEG, (EST, TW), (EST, FW1, FW2, TW), 40.0, 1), R, ("1 segments",)),
+    Case("C05", "a snapshot saw FIN_WAIT2 after the combined segment",
+         FinAckTogether(1, SEG, (EST, FW2, TW)), R, ("seen by a snapshot",)),
+    Case("C05", "the combined segment never happened in 5 attempts",
+         FinAckTogether(5, None, (EST, FW2, TW), (EST, FW1, FW2, TW), 30000.0, 0), R,
+         ("none of 5 attempts",)),
 ]

@@ -173,3 +173,58 @@ def c06(m: SimultaneousClose) -> Judgement:
         f"{how['server'] or 'never'}{held} (client {path_text(m.client_traced or m.client_path)}; "
         f"server {path_text(m.server_traced or m.server_path)})",
     )
+
+
+#: FIN_WAIT2 shorter than this, with no segment arriving meanwhile, lasted only while the
+#: kernel processed the one segment that carried FIN and ACK (microseconds): no tool or peer
+#: can see it. Longer, a poll of ss could catch it and the peer could send into it.
+FIN_WAIT2_UNSEEN_US = 1000.0
+
+
+@dataclass(frozen=True)
+class FinAckTogether:
+    """The client in FIN_WAIT1 receiving, in one segment, the server's FIN and the ACK of its
+    own FIN (claim C05). Connections are tried until one such segment happens."""
+
+    #: connections tried, and the segment that carried both (None: it never happened)
+    attempts: int
+    combined_segment: str | None
+    #: the client's states (snapshots, None: gone) and traced transitions (empty: not traced)
+    client_path: tuple[str | None, ...] = ()
+    client_traced: tuple[str, ...] = ()
+    #: how long the kernel's FIN_WAIT2 lasted by the trace (µs), None: never traced in it
+    fin_wait2_us: float | None = None
+    #: segments the server sent that arrived while the client was in FIN_WAIT2
+    segments_during_fin_wait2: int = 0
+
+
+@judge("C05", C, R)
+def c05(m: FinAckTogether) -> Judgement:
+    """After one FIN+ACK segment, no observer or peer sees FIN_WAIT2: the client goes to
+    TIME_WAIT. A FIN_WAIT2 the kernel passes through while processing that one segment is a
+    note (shorter than FIN_WAIT2_UNSEEN_US and with no segment meanwhile)."""
+    path = m.client_traced or tuple(s for s in m.client_path if s is not None)
+    start = next((s for s in ("FIN_WAIT1", "ESTABLISHED") if s in path), None)
+    after = path[len(path) - path[::-1].index(start):] if start else path
+    inside = (m.fin_wait2_us is not None and m.fin_wait2_us < FIN_WAIT2_UNSEEN_US
+              and m.segments_during_fin_wait2 == 0)
+    seen = "FIN_WAIT2" in m.client_path or (m.fin_wait2_us is not None and not inside)
+    visible = tuple(s for s in after if not (s == "FIN_WAIT2" and inside))
+    to_tw = visible[:1] == ("TIME_WAIT",)
+    tried = f"in attempt {m.attempts}" if m.combined_segment else f"in none of {m.attempts} attempts"
+    note = (f"; note: the kernel's own transitions ({path_text(after)}) pass through FIN_WAIT2 for "
+            f"{m.fin_wait2_us:.0f} µs inside the processing of that segment (ACK first, then FIN), "
+            f"under the {FIN_WAIT2_UNSEEN_US:.0f} µs no poll or peer can see, no segment between"
+            if inside else "")
+    held = ("" if m.fin_wait2_us is None or inside else
+            f"; FIN_WAIT2 lasted {m.fin_wait2_us:.0f} µs with {m.segments_during_fin_wait2} "
+            "segments arriving meanwhile")
+    return Judgement(
+        C if m.combined_segment and to_tw and not seen else R,
+        f"one segment carried the server's FIN and the ACK of the client's FIN {tried}"
+        f"{f' ({m.combined_segment})' if m.combined_segment else ''}; after FIN_WAIT1 the client "
+        f"went {path_text(visible)} as a poll or the peer can tell "
+        f"({'traced' if m.client_traced else 'snapshots'}), FIN_WAIT2 "
+        f"{'seen by a snapshot' if 'FIN_WAIT2' in m.client_path else 'never seen by a snapshot'}"
+        f"{held}{note}",
+    )
