@@ -8,6 +8,7 @@ from tcplab.judges.closing import (
     FinAckTogether,
     GracefulClose,
     SimultaneousClose,
+    StatesObserved,
     WhoHoldsTimeWait,
 )
 from tcplab.verdict import Verdict
@@ -85,4 +86,25 @@ CASES += [
     Case("C05", "the combined segment never happened in 5 attempts",
          FinAckTogether(5, None, (EST, FW2, TW), (EST, FW1, FW2, TW), 30000.0, 0), R,
          ("none of 5 attempts",)),
+]
+
+ALL = ("CLOSED", "CLOSE_WAIT", CL, "ESTABLISHED", FW1, FW2, LA, "LISTEN", "SYN_RECV",
+       "SYN_SENT", TW)
+PARTS = ("listen", "syn-sent", "syn-recv", "fin-wait1", "closing", "graceful-close", "closed")
+CASES += [
+    Case("C01", "every state held about a second and seen by snapshots",
+         StatesObserved(tuple((s, 1.0 + i / 100) for i, s in enumerate(ALL)), ALL, PARTS), C,
+         ("11 of 11", "shortest stretch CLOSED 1.00 s")),
+    Case("C01", "a holder failed, but its state was still seen elsewhere",
+         StatesObserved(tuple((s, 1.0) for s in ALL), ALL, PARTS, ("fin-wait1: boom",)), C,
+         ("failed: fin-wait1: boom",)),
+    Case("C01", "CLOSING only in the kernel's traced transitions (microseconds, no snapshot)",
+         StatesObserved(tuple((s, 1.0) for s in ALL if s != CL), ALL, PARTS), Verdict.PARTLY,
+         ("10 of 11", "only in the kernel's traced transitions: CLOSING")),
+    Case("C01", "SYN_RECV neither seen nor traced (its holder failed)",
+         StatesObserved(tuple((s, 1.0) for s in ALL if s != "SYN_RECV"),
+                        tuple(s for s in ALL if s != "SYN_RECV"), PARTS,
+                        ("syn-recv: ExpectationFailed: expected SYN_RECV",)), R,
+         ("neither seen nor traced: SYN_RECV",)),
+    Case("C01", "nothing at all", StatesObserved((), ()), R, ("0 of 11",)),
 ]

@@ -53,7 +53,7 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
         Holder("graceful-close", "end of file not read yet"),
     ),
     S.CLOSING: (
-        Holder("closing", "simultaneous close: own FIN stuck behind data the peer won't read"),
+        Holder("closing", "simultaneous close: FINs crossed, their ACKs held by a qdisc on lo"),
     ),
     S.LAST_ACK: (
         Holder("graceful-close", "FIN queued behind data the client (zero window) doesn't read"),

@@ -228,3 +228,42 @@ def c05(m: FinAckTogether) -> Judgement:
         f"{'seen by a snapshot' if 'FIN_WAIT2' in m.client_path else 'never seen by a snapshot'}"
         f"{held}{note}",
     )
+
+
+#: The eleven states of the articles' diagram, as the kernel names them.
+ELEVEN = ("LISTEN", "SYN_SENT", "SYN_RECV", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
+          "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT", "CLOSED")
+
+
+@dataclass(frozen=True)
+class StatesObserved:
+    """Which of the eleven states one run produced, and how they were seen (claim C01)."""
+
+    #: (state, longest stretch in seconds) for each state a snapshot (sock_diag) reported
+    seen_s: tuple[tuple[str, float], ...]
+    #: states the kernel's own transitions (trace) went through
+    traced: tuple[str, ...]
+    #: the holder scenarios run, and "id: reason" for those that failed
+    parts: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+
+@judge("C01", C, Verdict.PARTLY, R)
+def c01(m: StatesObserved) -> Judgement:
+    """All eleven seen by an ordinary observer (a snapshot, as ss/netstat take them):
+    confirmed. One seen only by tracing the kernel: produced, but not observable the way the
+    articles mean (netstat): partly. One neither seen nor traced: refuted."""
+    seen = dict(m.seen_s)
+    traced_only = [s for s in ELEVEN if s not in seen and s in m.traced]
+    missing = [s for s in ELEVEN if s not in seen and s not in m.traced]
+    verdict = R if missing else Verdict.PARTLY if traced_only else C
+    shortest = min(seen.items(), key=lambda kv: kv[1], default=None)
+    return Judgement(
+        verdict,
+        f"{len([s for s in ELEVEN if s in seen])} of 11 states seen by snapshots"
+        + (f" (shortest stretch {shortest[0]} {shortest[1]:.2f} s)" if shortest else "")
+        + (f"; only in the kernel's traced transitions: {', '.join(traced_only)}" if traced_only else "")
+        + (f"; neither seen nor traced: {', '.join(missing)}" if missing else "")
+        + f"; from {len(m.parts)} holder scenarios"
+        + (f", failed: {'; '.join(m.failed)}" if m.failed else ""),
+    )
