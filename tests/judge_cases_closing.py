@@ -9,6 +9,7 @@ from tcplab.judges.closing import (
     GracefulClose,
     SimultaneousClose,
     StatesObserved,
+    SynRecvLinger,
     WhoHoldsTimeWait,
 )
 from tcplab.verdict import Verdict
@@ -107,4 +108,24 @@ CASES += [
                         ("syn-recv: ExpectationFailed: expected SYN_RECV",)), R,
          ("neither seen nor traced: SYN_RECV",)),
     Case("C01", "nothing at all", StatesObserved((), ()), R, ("0 of 11",)),
+]
+
+CASES += [
+    Case("C07", "brief when ordinary, held by a lost ACK, and by a full queue and DEFER_ACCEPT",
+         SynRecvLinger(5.0, False, 1.0, 1.0, 1, 1.0), Verdict.PARTLY,
+         ("5 µs", "a full accept queue and TCP_DEFER_ACCEPT", "1 ACK(s)")),
+    Case("C07", "held by a full accept queue only (no DEFER_ACCEPT measured)",
+         SynRecvLinger(5.0, False, 1.0, 1.0, None, None), Verdict.PARTLY,
+         ("not the only way: a full accept queue",)),
+    Case("C07", "brief, held only while the ACK is lost; the other listeners completed at once",
+         SynRecvLinger(5.0, False, 1.0, 0.0, 1, 0.0), C, ("0.00 s",)),
+    Case("C07", "a full-queue hold whose client never re-sent its ACK is not another way",
+         SynRecvLinger(5.0, False, 1.0, 1.0, 0, 0.0), C, ("0 ACK(s)",)),
+    Case("C07", "the lost ACK held SYN_RECV only 0.89 s (just under the 0.9 s tolerance)",
+         SynRecvLinger(5.0, False, 0.89, 1.0, 1, 1.0), R, ("0.89 s",)),
+    Case("C07", "an ordinary handshake's SYN_RECV lasted 2 ms and a snapshot saw it",
+         SynRecvLinger(2000.0, True, 1.0, 0.0, 1, 0.0), R, ("2000 µs", "seen by a snapshot")),
+    Case("C07", "not traced: brief judged on snapshots alone",
+         SynRecvLinger(None, False, 1.0, 0.0, None, 0.0), C, ("untimed",)),
+    Case("C07", "nothing measured", SynRecvLinger(None, False, None), R, ("not measured",)),
 ]

@@ -35,7 +35,7 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
         Holder("syn-sent", "listener backlog 0 with one unaccepted connection: SYNs dropped"),
     ),
     S.SYN_RECV: (
-        Holder("syn-recv", "TCP_DEFER_ACCEPT: the final ACK carries no data, request kept"),
+        Holder("syn-recv", "final ACK lost; ACK into a full accept queue; TCP_DEFER_ACCEPT"),
     ),
     S.ESTABLISHED: (Holder("listen", "an accepted connection, both ends idle"),),
     S.FIN_WAIT1: (

@@ -267,3 +267,58 @@ def c01(m: StatesObserved) -> Judgement:
         + f"; from {len(m.parts)} holder scenarios"
         + (f", failed: {'; '.join(m.failed)}" if m.failed else ""),
     )
+
+
+#: An ordinary handshake's SYN_RECV shorter than this (traced) is brief: a poll of ss (every
+#: few ms at best) cannot catch it.
+BRIEF_US = 1000.0
+#: Held at least this long (of the scenario's 1 s hold, less a poll's slack) is lingering.
+LINGER_S = 0.9
+
+
+@dataclass(frozen=True)
+class SynRecvLinger:
+    """How long the server's side stayed SYN_RECV in four handshakes (claim C07)."""
+
+    #: an ordinary handshake: SYN_RECV traced (µs, None: not traced), and seen by a snapshot
+    ordinary_us: float | None
+    ordinary_seen: bool
+    #: seconds SYN_RECV held (up to 1 s): the final ACK lost before the listener
+    withheld_s: float | None
+    #: ... the client's ACK sent and arrived, but the accept queue was full; and how many
+    #: ACKs that client was captured sending into the full queue (None: no capture)
+    full_queue_s: float | None = None
+    full_queue_acks: int | None = None
+    #: ... the client's ACK sent, the listener has TCP_DEFER_ACCEPT (waits for data)
+    deferred_s: float | None = None
+
+
+@judge("C07", C, Verdict.PARTLY, R)
+def c07(m: SynRecvLinger) -> Judgement:
+    """Brief in an ordinary handshake, lingering when the final ACK is withheld: the
+    mechanism. Lingering also when the client did send its ACK (a full accept queue, or
+    TCP_DEFER_ACCEPT) contradicts "only": a condition the articles leave out."""
+    brief = not m.ordinary_seen and (m.ordinary_us is None or m.ordinary_us < BRIEF_US)
+    lingers = m.withheld_s is not None and m.withheld_s >= LINGER_S
+    acked = m.full_queue_acks is None or m.full_queue_acks > 0  # its ACK did arrive
+    others = [what for what, held in (("a full accept queue", m.full_queue_s if acked else None),
+                                      ("TCP_DEFER_ACCEPT", m.deferred_s))
+              if held is not None and held >= LINGER_S]
+
+    def s(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:.2f} s"
+
+    ordinary = ("untimed (not traced)" if m.ordinary_us is None
+                else f"{m.ordinary_us:.0f} µs by the trace")
+    return Judgement(
+        R if not (brief and lingers) else Verdict.PARTLY if others else C,
+        f"an ordinary handshake's SYN_RECV lasted {ordinary} (brief: under {BRIEF_US:.0f} µs), "
+        f"{'seen' if m.ordinary_seen else 'never seen'} by a snapshot; held (lingering: at "
+        f"least {LINGER_S} s) with the final ACK lost: {s(m.withheld_s)}; with the ACK sent, "
+        f"into a full accept queue: {s(m.full_queue_s)} ("
+        f"{'ACKs not captured' if m.full_queue_acks is None else f'{m.full_queue_acks} ACK(s) from the client captured'}"
+        "), to a TCP_DEFER_ACCEPT listener: "
+        f"{s(m.deferred_s)}"
+        + (f"; so withholding the ACK is not the only way: {' and '.join(others)} also keep it"
+           if others and brief and lingers else ""),
+    )
