@@ -7,6 +7,7 @@ from tcplab.judges.closing import (
     FinAckedByKernel,
     FinAckTogether,
     GracefulClose,
+    HalfClose,
     SimultaneousClose,
     StatesObserved,
     SynRecvLinger,
@@ -128,4 +129,18 @@ CASES += [
     Case("C07", "not traced: brief judged on snapshots alone",
          SynRecvLinger(None, False, 1.0, 0.0, None, 0.0), C, ("untimed",)),
     Case("C07", "nothing measured", SynRecvLinger(None, False, None), R, ("not measured",)),
+]
+
+N = 150_000
+CASES += [
+    Case("C09", "every byte arrived intact, client FIN_WAIT2, server CLOSE_WAIT throughout",
+         HalfClose(N, N, True, (FW2,) * 5, (CW,) * 5, TW), C,
+         ("150000 bytes, 150000 arrived", "TIME_WAIT")),
+    Case("C09", "the client saw end-of-file early: part of the data lost",
+         HalfClose(N, 30_000, False, (FW2,) * 5, (CW,) * 5, TW), R, ("30000 arrived",)),
+    Case("C09", "all arrived, but the client's FIN had moved the server on (not half-closed)",
+         HalfClose(N, N, True, (FW2, TW), (CW, None), TW), R, ("FIN_WAIT2/TIME_WAIT",)),
+    Case("C09", "same byte count, different bytes", HalfClose(N, N, False, (FW2,), (CW,), TW),
+         R, ("sha256 differs",)),
+    Case("C09", "nothing sent, nothing seen", HalfClose(0, 0, False), R, ("nothing seen",)),
 ]

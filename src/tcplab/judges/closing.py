@@ -322,3 +322,36 @@ def c07(m: SynRecvLinger) -> Judgement:
         + (f"; so withholding the ACK is not the only way: {' and '.join(others)} also keep it"
            if others and brief and lingers else ""),
     )
+
+
+@dataclass(frozen=True)
+class HalfClose:
+    """The server sending after the client's FIN (shutdown(SHUT_WR)), until it closes too
+    (claim C09)."""
+
+    #: bytes the server sent after the client's FIN, bytes that reached the client before
+    #: the server closed, and whether they were the same bytes (sha256)
+    sent: int
+    delivered: int
+    intact: bool
+    #: each end's states as seen after each write was read
+    client_states: tuple[str | None, ...] = ()
+    server_states: tuple[str | None, ...] = ()
+    #: where the server's own close() then took the client
+    client_after_close: str | None = None
+
+
+@judge("C09", C, R)
+def c09(m: HalfClose) -> Judgement:
+    """Every byte the not-yet-closed side sends arrives while the closer sits in FIN_WAIT2
+    (and its peer in CLOSE_WAIT): one direction closed, the other open."""
+    half = set(m.client_states) == {"FIN_WAIT2"} and set(m.server_states) == {"CLOSE_WAIT"}
+    whole = m.sent > 0 and m.delivered == m.sent and m.intact
+    return Judgement(
+        C if half and whole else R,
+        f"after the client's FIN the server sent {m.sent} bytes, {m.delivered} arrived "
+        f"({'intact' if m.intact else 'not intact'}: sha256 {'equal' if m.intact else 'differs'}) "
+        f"with the client in {'/'.join(sorted({s or 'gone' for s in m.client_states})) or 'nothing seen'} "
+        f"and the server in {'/'.join(sorted({s or 'gone' for s in m.server_states})) or 'nothing seen'}; "
+        f"the server's close() then took the client to {m.client_after_close or 'gone'}",
+    )
