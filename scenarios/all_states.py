@@ -2,9 +2,9 @@
 
 The articles list eleven states and imply each can be seen. This scenario runs, in one lab,
 the bodies of the scenarios that hold each state (``tcplab.holding.HOLDERS``: listen,
-syn-sent, syn-recv, fin-wait1, closing, graceful-close, closed): together, except those
-that need this namespace's loopback to themselves (closing's valve holds every packet on
-lo), which run alone afterwards. A holder that fails is recorded, not fatal: what is
+syn-sent, syn-recv, fin-wait1, closing, graceful-close, closed), one after the other in
+this run's private namespace (closing's valve holds every packet on its lo; syn-sent
+counts its listen drops exactly). A holder that fails is recorded, not fatal: what is
 measured is which states the kernel reported in any timeline (snapshots, with the longest
 stretch), and which only its traced transitions went through. Their own claims are judged
 by their own scenarios; here only C01 is.
@@ -13,8 +13,6 @@ by their own scenarios; here only C01 is.
 from __future__ import annotations
 
 from pathlib import Path
-
-import trio
 
 from tcplab import Lab, Scenario, Verdicts
 from tcplab.catalog import discover
@@ -40,13 +38,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         except Exception as exc:  # a failed or broken holder: measured by what it misses
             failed.append(f"{part.id}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
 
-    async with trio.open_nursery() as nursery:
-        for part in parts:
-            if not part.needs_netns:
-                nursery.start_soon(attempt, part)
-    for part in parts:
-        if part.needs_netns:
-            await attempt(part)
+    for part in parts:  # one after the other: closing's valve holds every packet on lo,
+        await attempt(part)  # and syn-sent counts the namespace's listen drops exactly
 
     seen: dict[str, float] = {}  # the longest stretch of each state, over every timeline
     for conn in lab.connections:
