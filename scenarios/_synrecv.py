@@ -10,7 +10,8 @@ connection (the kernel's request socket) stays in SYN_RECV. Shared setup of syn_
   (after 1 s) makes both clients ACK again; the first fills the queue, and the listener
   drops the second one's ACK (tcp_check_req -> listen_overflow, net/ipv4/tcp_minisocks.c),
   keeping its request socket in SYN_RECV.
-* ``deferred``: TCP_DEFER_ACCEPT: the listener ignores a bare final ACK and waits for data.
+* ``deferred``: TCP_DEFER_ACCEPT: the listener ignores a bare final ACK and waits for data
+  (tcp_check_req counts it as TCPDeferAcceptDrop and keeps the request socket).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ async def ordinary(lab: Lab) -> tuple[float | None, bool]:
 async def withheld(lab: Lab) -> float:
     listener = await lab.listen()
     accept_only_syns(listener.sock)  # the final ACK never arrives
-    return await stays(await _handshake(lab, listener), S.SYN_RECV, up_to=HOLD)
+    held = await stays(await _handshake(lab, listener), S.SYN_RECV, up_to=HOLD)
+    await listener.close()  # and its request socket: no SYN-ACK retransmissions later
+    return held
 
 
 async def full_queue(lab: Lab) -> tuple[float, int | None]:
@@ -78,10 +81,9 @@ async def full_queue(lab: Lab) -> tuple[float, int | None]:
 
     await eventually(full, timeout=5.0, what="the accept queue full after the SYN-ACK retransmission")
     waiting = [s for s in pending if (r := s.observe_all()) is not None and r.state is S.SYN_RECV]
-    if not waiting:
-        return 0.0, None
-    held = await stays(waiting[0], S.SYN_RECV, up_to=HOLD)
-    if lab.recording is None or lab.recording.capture is None:
+    held = await stays(waiting[0], S.SYN_RECV, up_to=HOLD) if waiting else 0.0
+    await listener.close()
+    if not waiting or lab.recording is None or lab.recording.capture is None:
         return held, None
     acks = [seg for seg in segments(waiting[0]) if seg.t > lifted
             and seg.data["direction"] == "client->server" and seg.data["flags"] == "ACK"]
@@ -94,6 +96,7 @@ async def deferred(lab: Lab) -> float:
     held = await stays(server, S.SYN_RECV, up_to=HOLD)
     await server.peers[0].send(b"hello")  # data completes the deferred handshake
     await reaches(server, S.ESTABLISHED)
+    await listener.close()
     return held
 
 

@@ -3,8 +3,8 @@
 The articles list eleven states and imply each can be seen. This scenario runs, in one lab,
 the bodies of the scenarios that hold each state (``tcplab.holding.HOLDERS``: listen,
 syn-sent, syn-recv, fin-wait1, closing, graceful-close, closed), one after the other in
-this run's private namespace (closing's valve holds every packet on its lo; syn-sent
-counts its listen drops exactly). A holder that fails is recorded, not fatal: what is
+this run's private namespace, closing first (its valve holds every packet on lo). A holder
+that fails is recorded, not fatal: what is
 measured is which states the kernel reported in any timeline (snapshots, with the longest
 stretch), and which only its traced transitions went through. Their own claims are judged
 by their own scenarios; here only C01 is.
@@ -38,8 +38,10 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         except Exception as exc:  # a failed or broken holder: measured by what it misses
             failed.append(f"{part.id}: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}")
 
-    for part in parts:  # one after the other: closing's valve holds every packet on lo,
-        await attempt(part)  # and syn-sent counts the namespace's listen drops exactly
+    # One after the other: syn-sent counts the namespace's listen drops exactly; closing's
+    # valve holds every packet on lo, so it goes first, before others leave retransmissions.
+    for part in sorted(parts, key=lambda p: not p.needs_netns):
+        await attempt(part)
 
     seen: dict[str, float] = {}  # the longest stretch of each state, over every timeline
     for conn in lab.connections:

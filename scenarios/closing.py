@@ -7,7 +7,9 @@ this run's private network namespace, ``tcplab.kernel.qdisc``) holds packets on 
 both ends shut down while it is shut, so both FINs wait in its queue; then exactly those
 two are let through together, and the ACKs they cause are held again for a second, so
 CLOSING lasts long enough for snapshots as well as the trace. Then the valve opens. The
-capture shows when each FIN and its ACK really went on the wire.
+capture shows when each FIN and its ACK really went on the wire. Kernel: a FIN received in
+FIN_WAIT1 is ACKed and moves the socket to CLOSING (tcp_fin, net/ipv4/tcp_input.c); the ACK
+of its own FIN then moves it to TIME_WAIT (tcp_rcv_state_process, case TCP_CLOSING).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         await server.send_eof()  # both FINs sent by TCP, both waiting in the valve
         await holds(client, S.FIN_WAIT1, for_=0.05)
         await holds(server, S.FIN_WAIT1, for_=0.05)
-        if (released := await valve.release_queued())[1] != 2:  # a precondition
+        if (released := await valve.release_queued())[1] < 2:  # a precondition
             raise ExpectationFailed(f"expected the two FINs in the valve, it held {released}")
         states = [await leaves(end, S.FIN_WAIT1) for end in conn.ends]  # measured
         if all(r is not None and r.state is S.CLOSING for r in states):
