@@ -9,8 +9,10 @@ as the judges take it.
 
 from __future__ import annotations
 
+import trio
+
 from tcplab import Connection, End, SocketRecord, TcpState
-from tcplab.expect import eventually
+from tcplab.expect import eventually, within
 
 
 async def leaves(end: End, *states: TcpState, timeout: float = 5.0) -> SocketRecord | None:
@@ -41,3 +43,25 @@ def traced_of(conn: Connection, label: str) -> tuple[str, ...]:
 def state_of(record: SocketRecord | None) -> str | None:
     """A record's state name, None for a socket the kernel no longer reports."""
     return None if record is None else record.state.value
+
+
+async def stays(end: End, state: TcpState, *, up_to: float) -> float:
+    """How long ``end`` stays in ``state``, polled, up to ``up_to`` seconds (0: not in it).
+
+    Unlike ``holds`` it does not assert: a state that does not last is a measurement. When
+    the whole stretch was held, its last observation (and the peers') is recorded, so the
+    timeline shows how long it lasted."""
+    started = trio.current_time()
+
+    def left() -> bool:
+        record = end.observe_all()
+        return record is None or record.state is not state
+
+    if left():
+        return 0.0
+    if await within(left, timeout=up_to):
+        return trio.current_time() - started
+    for peer in end.peers:
+        peer.observe(source="held", force=True)
+    end.observe(source="held", force=True)
+    return trio.current_time() - started

@@ -1,90 +1,65 @@
-"""CLOSING from a true simultaneous close (C06; seeds 002, 003).
+"""CLOSING from a true simultaneous close: the two FINs cross (C06; seeds 002, 003).
 
-The articles say CLOSING appears when both ends close at the same moment, each receiving
-the other's FIN before the ACK of its own. On loopback "the same moment" is made exact:
-both ends fill each other's window (small SO_RCVBUF, nobody reads) and both call
-shutdown(SHUT_WR), so both are in FIN_WAIT1 with their FIN queued behind data the other
-cannot take. Then the client drains: it reads the server's data and then the server's FIN
-while its own FIN is still unsent, so it moves to CLOSING and stays there (held) while the
-server does not read. The server, whose FIN the client has acknowledged, is in FIN_WAIT2.
-Then the server drains too, receives the client's data and FIN, and both end in TIME_WAIT.
+The articles say CLOSING appears when both ends close at once, each receiving the other's
+FIN before the ACK of its own. On bare loopback a FIN is processed before shutdown()
+returns, so two closes microseconds apart do not cross. Here a valve on lo (a tc tbf in
+this run's private network namespace, ``tcplab.kernel.qdisc``) holds packets on purpose:
+both ends shut down while it is shut, so both FINs wait in its queue; then exactly those
+two are let through together, and the ACKs they cause are held again for a second, so
+CLOSING lasts long enough for snapshots as well as the trace. Then the valve opens. The
+capture shows when each FIN and its ACK really went on the wire. Kernel: a FIN received in
+FIN_WAIT1 is ACKed and moves the socket to CLOSING (tcp_fin, net/ipv4/tcp_input.c); the ACK
+of its own FIN then moves it to TIME_WAIT (tcp_rcv_state_process, case TCP_CLOSING).
 """
 
 from __future__ import annotations
 
-from _leaves import leaves
-from tcplab import Lab, Scenario, TcpState, Verdict, Verdicts
-from tcplab.expect import ExpectationFailed, holds
-from tcplab.states import check_path
+from _fins import ack_of, fin_of, t_of
+from _leaves import leaves, path_of, traced_of
+from tcplab import Lab, Scenario, TcpState, Verdicts
+from tcplab.expect import ExpectationFailed, holds, segments
+from tcplab.holding import episodes
+from tcplab.judges.closing import SimultaneousClose
+from tcplab.kernel.qdisc import Valve
 
 S = TcpState
 HOLD = 1.0
-SMALL = 4096
-scenario = Scenario(
-    id="closing",
-    title="CLOSING held in a simultaneous close: both FINs queued behind full windows",
-    claims=("C06",),
-)
+scenario = Scenario(id="closing", claims=("C06",), private_netns=True, requires=("capture",),
+                    title="CLOSING on both ends: the FINs held by a qdisc, then let cross")
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    conn = await lab.connect(rcvbuf=SMALL, sndbuf=SMALL, server_rcvbuf=SMALL, server_sndbuf=SMALL)
+    conn = await lab.connect()
     client, server = conn.ends
-    to_server = client.fill()
-    to_client = server.fill()
-    await client.send_eof()
-    await server.send_eof()
-    # Both FINs sent by the application, neither acknowledged: a simultaneous close.
-    await holds(client, S.FIN_WAIT1, for_=0.1)
-    both = await holds(server, S.FIN_WAIT1, for_=0.1)
-    both_waiting = both.send_q > 0
-
-    data = await client.read_eof()  # the server's data, then its FIN, before the client's is acked
-    if len(data) != to_client:
-        raise ExpectationFailed(f"the server queued {to_client} bytes, the client read {len(data)}")
-    # Measured, not asserted: where the peer's FIN took each end is what C06 is about.
-    closing = await leaves(client, S.FIN_WAIT1)
-    if closing is not None and closing.state is S.CLOSING:
-        closing = await holds(client, S.CLOSING, for_=HOLD, mark=True)
-    server_meanwhile = await leaves(server, S.FIN_WAIT1)
-    still_queued = closing is not None and closing.send_q > 0  # the client's data and FIN
-
-    received = await server.read_eof()
-    if len(received) != to_server:
-        raise ExpectationFailed(f"the client queued {to_server} bytes, the server read {len(received)}")
-    client_tw = await leaves(client, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING)
-    server_tw = await leaves(server, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING)
-    both_tw = all(r is not None and r.state is S.TIME_WAIT for r in (client_tw, server_tw))
-    if both_tw:  # held, so that the timeline shows both TIME_WAITs for a while
+    async with Valve() as valve:
+        await valve.shut()
+        await client.send_eof()
+        await server.send_eof()  # both FINs sent by TCP, both waiting in the valve
+        await holds(client, S.FIN_WAIT1, for_=0.05)
+        await holds(server, S.FIN_WAIT1, for_=0.05)
+        if (released := await valve.release_queued())[1] < 2:  # a precondition
+            raise ExpectationFailed(f"expected the two FINs in the valve, it held {released}")
+        states = [await leaves(end, S.FIN_WAIT1) for end in conn.ends]  # measured
+        if all(r is not None and r.state is S.CLOSING for r in states):
+            await holds(client, S.CLOSING, for_=HOLD, mark=True)
+            await holds(server, S.CLOSING, for_=0.0, mark=True)
+        await valve.open()
+    ended = [await leaves(end, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING) for end in conn.ends]
+    if all(r is not None and r.state is S.TIME_WAIT for r in ended):  # held for the timeline
         await holds(client, S.TIME_WAIT, for_=HOLD, mark=True)
-        await holds(server, S.TIME_WAIT, for_=0.0, mark=True)  # still there after the client's hold
-    for end in conn.ends:  # whatever the paths, each must be legal in RFC 9293's diagram
-        check_path([s for s in conn.timeline.path(end.label) if s is not None], strict=False)
+        await holds(server, S.TIME_WAIT, for_=0.0, mark=True)
 
-    paths = {e.label: [s.value if s else "gone" for s in conn.timeline.path(e.label)] for e in conn.ends}
-    through_closing = [e.label for e in conn.ends if conn.timeline.saw(e.label, S.CLOSING)]
-    if len(through_closing) == 2:
-        verdict = Verdict.CONFIRMED
-    elif through_closing and both_waiting and still_queued and both_tw:
-        verdict = Verdict.PARTLY
-    else:
-        verdict = Verdict.REFUTED
-    verdicts.record(
-        "C06", verdict,
-        f"both ends sent FIN before either was acknowledged; CLOSING appeared on "
-        f"{', '.join(through_closing) or 'neither'} (client {' -> '.join(paths['client'])}; "
-        f"server {' -> '.join(paths['server'])})"
-        + (f": the client held it {HOLD} s, its data and FIN still queued "
-           f"({closing.send_q if closing else 0} bytes), while the server's FIN was acknowledged "
-           "first. A simultaneous close gives CLOSING on the end that receives the peer's FIN "
-           "before the ACK of its own, not necessarily on both" if verdict is Verdict.PARTLY else "")
-        + ("; both ended in TIME_WAIT" if both_tw else "; not both ended in TIME_WAIT"),
-        paths=paths, closing_record=closing and closing.to_json(),
-        other_end=server_meanwhile and server_meanwhile.to_json(),
-        time_wait={"client": client_tw and client_tw.to_json(),
-                   "server": server_tw and server_tw.to_json()},
-    )
+    segs = segments(client)
+    fins = {end.label: fin_of(segs, end.label) for end in conn.ends}
+    closing = [e.held for e in episodes(conn.timeline.to_json()) if e.state is S.CLOSING]
+    verdicts.judge("C06", SimultaneousClose(
+        path_of(conn, "client"), path_of(conn, "server"),
+        traced_of(conn, "client"), traced_of(conn, "server"),
+        client_fin_t=t_of(fins["client"]), server_fin_t=t_of(fins["server"]),
+        client_fin_acked_t=t_of(ack_of(segs, fins["client"])),
+        server_fin_acked_t=t_of(ack_of(segs, fins["server"])),
+        closing_held_s=min(closing) if len(closing) == 2 else None))
 
 
 if __name__ == "__main__":

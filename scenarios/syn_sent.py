@@ -17,7 +17,7 @@ checked to rise.
 from __future__ import annotations
 
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
-from tcplab.expect import ExpectationFailed, holds, path_seen, reaches
+from tcplab.expect import ExpectationFailed, holds, path_seen, reaches, within
 from tcplab.kernel import netns
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
@@ -52,7 +52,13 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         held = await holds(client, S.SYN_SENT, for_=0.05, mark=True)
     if held.timer.kind is not TimerKind.RETRANSMIT:
         raise ExpectationFailed(f"expected the SYN retransmission timer; kernel: {held.describe()}")
-    drops = {k: v for k, v in counter_delta(before, netstat_counters()).items() if k in DROPS}
+    def drops_now() -> dict[str, int]:
+        return {k: v for k, v in counter_delta(before, netstat_counters()).items() if k in DROPS}
+
+    # Each SYN is counted when the listener's softirq gets to it: under load, a moment after
+    # the timer that sent it fired. Waited for (bounded), then read once.
+    await within(lambda: all(drops_now().get(k, 0) > held.timer.fired for k in DROPS), timeout=1.0)
+    drops = drops_now()
     after = await reaches(client, S.SYN_SENT)
     private = netns.private() is not None
     # Every SYN sent so far was dropped: the first one and each retransmission (one more may

@@ -37,7 +37,7 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
         Holder("syn-sent", "listener backlog 0 with one unaccepted connection: SYNs dropped"),
     ),
     S.SYN_RECV: (
-        Holder("syn-recv", "TCP_DEFER_ACCEPT: the final ACK carries no data, request kept"),
+        Holder("syn-recv", "final ACK lost; ACK into a full accept queue; TCP_DEFER_ACCEPT"),
     ),
     S.ESTABLISHED: (Holder("listen", "an accepted connection, both ends idle"),),
     S.FIN_WAIT1: (
@@ -55,7 +55,7 @@ HOLDERS: dict[TcpState, tuple[Holder, ...]] = {
         Holder("graceful-close", "end of file not read yet"),
     ),
     S.CLOSING: (
-        Holder("closing", "simultaneous close: own FIN stuck behind data the peer won't read"),
+        Holder("closing", "simultaneous close: FINs crossed, their ACKs held by a qdisc on lo"),
     ),
     S.LAST_ACK: (
         Holder("graceful-close", "FIN queued behind data the client (zero window) doesn't read"),
