@@ -56,7 +56,7 @@ def test_a_skipped_runs_reason_is_drawn_whole() -> None:
 
 def test_contents_and_claims_link_to_each_scenario_section() -> None:
     page = report.html(_results())
-    sections = re.findall(r'<h3 id="([^"]+)">', page)
+    sections = re.findall(r'<section class="scenario" id="([^"]+)">', page)
     assert sections == ["scenario-graceful-close", "scenario-half-close", "scenario-segments"]
     contents = page[page.index('<nav id="contents">'):page.index("</nav>")]
     assert all(f'href="#{s}"' in contents for s in sections)
@@ -65,6 +65,18 @@ def test_contents_and_claims_link_to_each_scenario_section() -> None:
     assert '<a href="#scenario-half-close">half-close</a>' in claims
     for target in re.findall(r'href="#([^"]+)"', page):
         assert f'id="{target}"' in page, target
+
+
+def test_diagrams_fold_and_say_what_they_hold() -> None:
+    """Each diagram sits in a <details> (no script) whose line names the connection and its
+    size; the verdicts stay outside it, visible; the Markdown folds its diagrams the same way."""
+    page = report.html(_results())
+    section = page[page.index('id="scenario-graceful-close"'):page.index('id="scenario-half-close"')]
+    assert section.count("<details") == 2 and "<script" not in page
+    assert re.search(r"<summary>Diagram: connection .*\(\d+ steps, 0 segments captured\)", section)
+    assert section.index("C02") < section.index("<details")
+    md = report.markdown(_results())
+    assert md.count("<details>") == 3 and md.count("```mermaid") == 3
 
 
 def test_code_spans_and_the_legend_once() -> None:

@@ -10,17 +10,14 @@ ends' states over time, not just the last value.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import trio
 
 from tcplab.kernel.model import SocketRecord, TimerKind
-from tcplab.lab import End, LabError
+from tcplab.lab import End, Evidence, LabError
 from tcplab.states import IllegalPath, TcpState, check_path
 from tcplab.timeline import Event
-
-if TYPE_CHECKING:
-    from tcplab.recording import Recording
 
 T = TypeVar("T")
 
@@ -128,9 +125,9 @@ def path_seen(end: End, *states: TcpState | None) -> None:
     check_path([s for s in end.timeline.path(end.label) if s is not None], strict=False)
 
 
-def _recording(end: End) -> Recording:
+def _recording(end: End) -> Evidence:
     recording = end.lab.recording
-    if recording is None or recording.recorder is None:
+    if recording is None or not recording.has("trace"):
         raise LabError(
             f"{end.label}: this run has no trace of the kernel's transitions "
             "(declare requires=('trace',) in the scenario)"
@@ -175,7 +172,7 @@ def _contains(path: list[TcpState], wanted: list[TcpState]) -> bool:
 def segments(end: End) -> list[Event]:
     """The segments captured so far on ``end``'s connection (both directions), oldest first."""
     recording = end.lab.recording
-    if recording is None or recording.capture is None:
+    if recording is None or not recording.has("capture"):
         raise LabError(f"{end.label}: this run captures no segments (needs root)")
     recording.sync()
     return end.timeline.segments()

@@ -27,7 +27,7 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import trio
 
@@ -37,8 +37,31 @@ from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import bound_interface, fd_only_record, with_owners
 from tcplab.timeline import Timeline
 
-if TYPE_CHECKING:
-    from tcplab.recording import Recording
+
+class Evidence(Protocol):
+    """What the lab and the expectations know of a run's recording (``tcplab.recording``,
+    which imports the lab, never the other way round)."""
+
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def recorder(self) -> object | None:
+        """The trace source or None (older scenarios ask this; ``has("trace")`` says it)."""
+
+    @property
+    def capture(self) -> object | None:
+        """The capture source or None (``has("capture")`` says it)."""
+
+    def has(self, name: str) -> bool:
+        """Does the run have the evidence source ``name`` ("trace", "capture", ...)?"""
+
+    def watch_port(self, port: int) -> None:
+        """The lab opened ``port``."""
+
+    def sync(self) -> None:
+        """File into the lab's timelines everything the sources have read so far."""
+
 
 LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 
@@ -275,8 +298,9 @@ class Lab:
         #: Called with each port the lab opens (before the socket listens), so recorders
         #: (tracefs filters, packet capture) can widen their kernel filters in time.
         self.port_hooks: list[Callable[[int], None]] = []
-        #: The run's trace and capture, when it has them (set by ``tcplab.recording``).
-        self.recording: Recording | None = None
+        #: The run's evidence beyond snapshots (trace, capture...), when a recording has
+        #: subscribed (``subscribe``): ``expect.traced_path`` and ``expect.segments`` use it.
+        self.recording: Evidence | None = None
         #: Every ``End`` made by ``adopt`` (the recording files their traffic too).
         self.adopted: list[End] = []
 
@@ -285,6 +309,19 @@ class Lab:
         a scenario opens on its own)."""
         for hook in self.port_hooks:
             hook(port)
+
+    def subscribe(self, evidence: Evidence) -> Callable[[], None]:
+        """Let ``evidence`` (a ``tcplab.recording.Recording``) hear of every port the lab
+        opens and stand as ``lab.recording``; return the call that unsubscribes it. The lab
+        knows the recording only through this hook and the ``Evidence`` protocol."""
+        self.port_hooks.append(evidence.watch_port)
+        self.recording = evidence
+
+        def unsubscribe() -> None:
+            if evidence.watch_port in self.port_hooks:
+                self.port_hooks.remove(evidence.watch_port)
+
+        return unsubscribe
 
     def clock(self) -> float:
         """Seconds since the lab opened: the time axis of every timeline."""

@@ -1,9 +1,12 @@
 """One scenario run's kernel evidence: traced transitions and captured segments, per connection.
 
-A ``Recording`` opens a ``TransitionRecorder`` (tracefs) and a ``SegmentCapture`` (AF_PACKET)
-for a ``Lab``, widens their kernel filters whenever the lab opens a port, drains both in a
+A ``Recording`` opens the evidence sources a run asks for (``tcplab.sources.REGISTRY``:
+snapshots, the tracefs transitions, the AF_PACKET segments; each a
+``tcplab.kernel.source.Source``), subscribes to the lab (``Lab.subscribe``: it hears of
+every port the lab opens and widens each source's kernel filter), drains every source in a
 small reader thread (so the kernel's buffers never fill while the scenario's trio code
-runs), and files every event into the timeline of the connection it belongs to.
+runs), and files each event once into the timeline of the connection it belongs to. The
+lab does not know this module: it offers hooks, and the recording subscribes.
 
 Without root or tracefs the run goes on with snapshots alone; ``mode`` says which evidence
 the run had. The reader is a thread rather than a trio task so the scenario body keeps its
@@ -33,13 +36,15 @@ import select
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tcplab.kernel.capture import CaptureUnavailable, Segment, SegmentCapture
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.capture import Segment, SegmentCapture
 from tcplab.kernel.model import Address, FourTuple, TimerKind
-from tcplab.kernel.trace import TraceEvent, TraceUnavailable, TransitionRecorder
+from tcplab.kernel.source import Source, SourceUnavailable
+from tcplab.kernel.trace import TraceEvent, TransitionRecorder
+from tcplab.sources import SnapshotSource, make
 from tcplab.states import TcpState
 from tcplab.timeline import Event, Timeline
 
@@ -68,23 +73,51 @@ class Flow:
     lanes: dict[str, str] = field(default_factory=dict)
 
 
-class Recording:
-    """Trace + capture for one lab; see the module docstring."""
+@dataclass
+class _Owner:
+    """One end whose evidence goes into a timeline, and how much of it is filed already."""
 
-    def __init__(self, lab: Lab, *, trace: bool = True, capture: bool = True) -> None:
+    label: str
+    four_tuple: FourTuple
+    timeline: Timeline
+    peer_label: str
+    traced: int = 0  # how many of this end's trace events are filed
+    segments: int = 0  # how many of the segments it sent are filed
+    #: Timewait sockets filed in substate FIN_WAIT2 whose fate (the peer's FIN, or data and
+    #: a RST) is not seen yet: the filed event, the traced move, the connection's start.
+    pending: list[tuple[Event, TraceEvent, float]] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.four_tuple.local.port, self.four_tuple.remote.port)
+
+
+class Recording:
+    """The run's evidence sources, looped over as one; see the module docstring."""
+
+    def __init__(self, lab: Lab, *, trace: bool = True, capture: bool = True,
+                 sources: Sequence[str] | None = None) -> None:
         self.lab = lab
-        self.recorder: TransitionRecorder | None = None
-        self.capture: SegmentCapture | None = None
+        wanted = list(sources) if sources is not None else [
+            name for name, on in (("trace", trace), ("capture", capture)) if on]
+        self._wanted = ["snapshots", *(n for n in wanted if n != "snapshots")]
+        self.sources: list[Source] = []
         self.missing: list[str] = []
         self.events: list[TraceEvent] = []
         self.segments: list[Segment] = []
-        self._want = (trace, capture)
+        self._inbox: list[object] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._diag: SockDiag | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._timewait: dict[tuple[FourTuple, float], TcpState | None] = {}
-        #: Traffic on the lab's ports that belongs to no ``Connection``.
+        self._by_ports: dict[tuple[int, int], list[TraceEvent]] = defaultdict(list)
+        self._syn_sent: dict[int, list[TraceEvent]] = defaultdict(list)
+        self._seg_by_ports: dict[tuple[int, int], list[Segment]] = defaultdict(list)
+        self._owners: list[_Owner] = []
+        self._registered: set[int] = set()
+        self._started = 0.0
+        #: Traffic on the lab's ports that belongs to no ``Connection`` (made at ``close``).
         self.flows: list[Flow] = []
         self.error: str = ""
 
@@ -102,38 +135,48 @@ class Recording:
             raise
 
     def _open(self) -> Recording:
-        trace, capture = self._want
-        if trace:
-            self.recorder = TransitionRecorder()  # set first: close() removes a half-made one
+        self._started = time.monotonic() - self.lab.clock()
+        for name in self._wanted:
+            source = make(name)
+            self.sources.append(source)  # first: close() releases a half-opened one
             try:
-                self.recorder.open()
-            except (TraceUnavailable, OSError) as exc:
-                self.recorder = None
-                self.missing.append(f"no trace ({exc})")
-        if capture:
-            self.capture = SegmentCapture()
-            try:
-                self.capture.open()
-            except (CaptureUnavailable, OSError) as exc:
-                self.capture = None
-                self.missing.append(f"no capture ({exc})")
-        if self.recorder or self.capture:
-            self._diag = SockDiag()
-            self.lab.port_hooks.append(self.watch_port)
-            self.lab.recording = self
+                source.open()
+            except (SourceUnavailable, OSError) as exc:
+                self.sources.remove(source)
+                with contextlib.suppress(OSError):
+                    source.close()
+                self.missing.append(f"no {name} ({exc})")
+        if self.active:
+            self._unsubscribe = self.lab.subscribe(self)
             self._thread = threading.Thread(target=self._read_loop, name="tcplab-recording",
                                             daemon=True)
             self._thread.start()
         return self
 
+    def source(self, name: str) -> Source | None:
+        """The open source called ``name``, or None (not asked for, or not on this machine)."""
+        return next((s for s in self.sources if s.name == name), None)
+
+    def has(self, name: str) -> bool:
+        """Does this run have the evidence ``name`` ("trace", "capture", ...)?"""
+        return self.source(name) is not None
+
+    @property
+    def recorder(self) -> TransitionRecorder | None:
+        """The tracefs source, if the run has it (kept for scenarios that ask)."""
+        found = self.source("trace")
+        return found if isinstance(found, TransitionRecorder) else None
+
+    @property
+    def capture(self) -> SegmentCapture | None:
+        """The packet capture source, if the run has it."""
+        found = self.source("capture")
+        return found if isinstance(found, SegmentCapture) else None
+
     @property
     def mode(self) -> str:
         """Which evidence this run had, for people: 'snapshots + trace + capture', ..."""
-        parts = ["snapshots"]
-        if self.recorder:
-            parts.append("trace")
-        if self.capture:
-            parts.append("capture")
+        parts = ["snapshots", *(s.name for s in self.sources if s.name != "snapshots")]
         text = " + ".join(parts)
         if len(parts) == 1:
             text += " only"
@@ -143,32 +186,27 @@ class Recording:
 
     @property
     def active(self) -> bool:
-        return self.recorder is not None or self.capture is not None
+        """Has the run a source that is waited on (beyond the snapshots every run has)?"""
+        return any(s.fileno() >= 0 for s in self.sources)
 
     def close(self) -> None:
-        """Drain what is left, stop the reader, remove the tracefs instance; safe to call twice."""
+        """Drain what is left, stop the reader, release every source; safe to call twice."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
         # An ExitStack, so that one release failing (an instance the kernel finds busy)
-        # still releases the others, whatever the drain raised.
+        # still releases the others, whatever the drain raised; released in reverse order,
+        # after ``sync`` used them (the snapshot source last).
         with contextlib.ExitStack() as release:
-            if self.recorder is not None:
-                release.callback(self.recorder.close)
-            if self.capture is not None:
-                release.callback(self.capture.close)
-            if self._diag is not None:
-                release.callback(self._close_diag)  # runs first (LIFO), after ``sync`` used it
-            if self.watch_port in self.lab.port_hooks:
-                self.lab.port_hooks.remove(self.watch_port)
-            self._drain()
-            self.sync()
-
-    def _close_diag(self) -> None:
-        if self._diag is not None:
-            self._diag.close()
-            self._diag = None
+            for source in self.sources:
+                release.callback(source.close)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+                self._unsubscribe = None
+            if self.sources and not self.flows:
+                self.sync()
+                self._make_flows()
 
     def __enter__(self) -> Recording:
         return self.open()
@@ -179,21 +217,18 @@ class Recording:
     # -- reading -----------------------------------------------------------------
 
     def watch_port(self, port: int) -> None:
+        """The lab opened ``port``: every source widens its filter (a lab hook)."""
         with self._lock:
-            if self.recorder is not None:
-                self.recorder.watch_port(port)
-            if self.capture is not None:
-                self.capture.watch_port(port)
+            for source in self.sources:
+                source.watch_port(port)
 
     def _drain(self) -> None:
         with self._lock:
-            if self.recorder is not None:
-                self.events.extend(self.recorder.read())
-            if self.capture is not None:
-                self.segments.extend(self.capture.read())
+            for source in self.sources:
+                self._inbox.extend(source.read())
 
     def _read_loop(self) -> None:
-        fds = [x.fileno() for x in (self.recorder, self.capture and self.capture.sock) if x]
+        fds = [s.fileno() for s in self.sources if s.fileno() >= 0]
         while not self._stop.is_set():
             try:
                 select.select(fds, [], [], READ_INTERVAL)
@@ -206,91 +241,144 @@ class Recording:
     # -- filing events into timelines ----------------------------------------------
 
     def sync(self) -> None:
-        """Drain the kernel now and (re)file every event into its connection's timeline.
+        """Drain the sources now and file what is new into the timelines, each event once.
 
-        Traffic of sockets that are not a lab ``Connection`` (a client that was never
-        accepted, a raw socket of the scenario) is filed too, into ``flows``: one timeline
-        per port pair, its ``server`` the end on a port the lab listened on.
+        Evidence is indexed by port pair as it is taken in. Each end of a lab ``Connection``
+        (and later each flow) owns its port pair, and files what it has not filed yet: so an
+        event read before its connection existed (the handshake) is filed when the connection
+        appears, and never twice. Only a timewait socket filed in substate FIN_WAIT2 is
+        looked at again, until the capture shows what became of it.
         """
         if not self.active:
             return
         self._drain()
         with self._lock:
-            events, segments = list(self.events), list(self.segments)
-            listening = set(self.recorder.ports if self.recorder else ())
-            listening |= self.capture.ports if self.capture else set()
-        by_ports: dict[tuple[int, int], list[TraceEvent]] = defaultdict(list)
-        syn_sent: dict[int, list[TraceEvent]] = defaultdict(list)
-        for ev in events:
-            if ev.kind == "state" and ev.sport == 0 and ev.new is S.SYN_SENT:
-                syn_sent[ev.dport].append(ev)  # connect() sets SYN_SENT before picking a port
-            elif ev.dport != 0:  # a listener's own events (dport 0) belong to no connection
-                by_ports[(ev.sport, ev.dport)].append(ev)
-        seg_by_ports: dict[tuple[int, int], list[Segment]] = defaultdict(list)
-        for seg in segments:
-            seg_by_ports[(seg.src.port, seg.dst.port)].append(seg)
-        started = time.monotonic() - self.lab.clock()
-        filed: set[tuple[int, int]] = set()
+            new, self._inbox = self._inbox, []
+        for item in sorted(new, key=lambda x: float(getattr(x, "t", 0.0))):
+            self._take(item)
         for conn in self.lab.connections:
-            conn.timeline.events = []
-            ends = [(e.label, e.four_tuple, e.timeline) for e in conn.ends]
-            filed |= self._file(ends, by_ports, syn_sent, seg_by_ports, started)
-        self.flows = []
-        for end in self.lab.adopted:  # adopted alone (not by adopt_connection): its own flow
+            if id(conn) not in self._registered:
+                self._registered.add(id(conn))
+                self._own(conn.client.label, conn.client.four_tuple, conn.timeline,
+                          conn.server.label)
+                self._own(conn.server.label, conn.server.four_tuple, conn.timeline,
+                          conn.client.label)
+        for owner in self._owners:
+            self._file(owner)
+
+    def _take(self, item: object) -> None:
+        """Index one piece of evidence by the ports it belongs to."""
+        if isinstance(item, TraceEvent):
+            self.events.append(item)
+            if item.kind == "state" and item.sport == 0 and item.new is S.SYN_SENT:
+                self._syn_sent[item.dport].append(item)  # connect() sets SYN_SENT before the port
+            elif item.dport != 0:  # a listener's own events (dport 0) belong to no connection
+                self._by_ports[(item.sport, item.dport)].append(item)
+        elif isinstance(item, Segment):
+            self.segments.append(item)
+            self._seg_by_ports[(item.src.port, item.dst.port)].append(item)
+
+    def _own(self, label: str, four_tuple: FourTuple, timeline: Timeline, peer: str) -> None:
+        self._owners.append(_Owner(label, four_tuple, timeline, peer))
+
+    def _make_flows(self) -> None:
+        """File the traffic no ``Connection`` took: adopted sockets (not by
+        ``adopt_connection``), then any other port pair of a port the lab listened on."""
+        taken = {o.key for o in self._owners} | {o.key[::-1] for o in self._owners}
+        listening: set[int] = set()
+        for source in self.sources:
+            listening |= set(getattr(source, "ports", ()))
+        for end in self.lab.adopted:
             key = (end.four_tuple.local.port, end.four_tuple.remote.port)
-            if key in filed or key[::-1] in filed:
+            if key in taken:
                 continue
-            timeline = Timeline()
-            filed |= self._file([("client", end.four_tuple, timeline),
-                                 ("server", end.four_tuple.reversed(), timeline)],
-                                by_ports, syn_sent, seg_by_ports, started)
-            self.flows.append(Flow(end.four_tuple, timeline, {"client": end.label,
-                                                              "server": f"peer of {end.label}"}))
-        pairs = {tuple(sorted(k)) for k in [*by_ports, *seg_by_ports]}
+            flow = Flow(end.four_tuple, Timeline(), {"client": end.label,
+                                                     "server": f"peer of {end.label}"})
+            self._flow(flow)
+            taken |= {key, key[::-1]}
+        pairs = {tuple(sorted(k)) for k in [*self._by_ports, *self._seg_by_ports]}
         for low, high in sorted(pairs):
-            if (low, high) in filed or (high, low) in filed:
+            if (low, high) in taken:
                 continue
             server_port = high if high in listening and low not in listening else low
             client_port = high if server_port == low else low
             if server_port not in listening:
                 continue
-            client_ft = FourTuple(Address(self.lab.host, client_port), Address(self.lab.host, server_port))
-            timeline = Timeline()
-            self._file([("client", client_ft, timeline), ("server", client_ft.reversed(), timeline)],
-                       by_ports, syn_sent, seg_by_ports, started)
-            self.flows.append(Flow(client_ft, timeline))
+            client_ft = FourTuple(Address(self.lab.host, client_port),
+                                  Address(self.lab.host, server_port))
+            self._flow(Flow(client_ft, Timeline()))
 
-    def _file(self, ends: list[tuple[str, FourTuple, Timeline]],
-              by_ports: dict[tuple[int, int], list[TraceEvent]],
-              syn_sent: dict[int, list[TraceEvent]],
-              seg_by_ports: dict[tuple[int, int], list[Segment]], started: float) -> set[tuple[int, int]]:
-        """File the events of one connection's two ends; return their (local, remote) ports."""
-        keys = set()
-        for label, four_tuple, timeline in ends:
-            key = (four_tuple.local.port, four_tuple.remote.port)
-            keys.add(key)
-            mine = list(by_ports.get(key, []))
-            if mine and mine[0].old is S.SYN_SENT:
-                earlier = [e for e in syn_sent.get(key[1], []) if e.t <= mine[0].t]
-                if earlier:
-                    mine.insert(0, earlier[-1])
-            peer_segments = seg_by_ports.get((key[1], key[0]), [])
-            own_segments = seg_by_ports.get(key, [])
-            for index in range(len(mine)):
-                for event in self._trace_entries(label, four_tuple, timeline, mine, index,
-                                                 (own_segments, peer_segments), started):
-                    timeline.add_event(event)
-        flows = {label: seg_by_ports.get((ft.local.port, ft.remote.port), []) for label, ft, _ in ends}
-        self._file_segments(ends[0][2], flows, started)
-        return keys
+    def _flow(self, flow: Flow) -> None:
+        owners = [_Owner("client", flow.client, flow.timeline, "server"),
+                  _Owner("server", flow.client.reversed(), flow.timeline, "client")]
+        for owner in owners:
+            self._file(owner)
+        self.flows.append(flow)
 
-    def _trace_entries(self, label: str, four_tuple: FourTuple, timeline: Timeline,
-                       mine: list[TraceEvent], index: int,
-                       segments: tuple[list[Segment], list[Segment]], started: float) -> list[Event]:
+    def _file(self, owner: _Owner) -> None:
+        """File what ``owner`` has not filed yet: the segments it sent, its trace events,
+        and the fate of its pending timewait sockets."""
+        key, peer_key = owner.key, owner.key[::-1]
+        sent = self._seg_by_ports.get(key, [])
+        if owner.segments < len(sent):
+            own_isn = _initial_seq(sent)
+            peer_isn = _initial_seq(self._seg_by_ports.get(peer_key, []))
+            for seg in sent[owner.segments:]:
+                owner.timeline.add_event(self._segment_event(owner, seg, own_isn, peer_isn))
+            owner.segments = len(sent)
+        mine = self._by_ports.get(key, [])
+        if owner.traced == 0 and mine and mine[0].old is S.SYN_SENT:
+            earlier = [e for e in self._syn_sent.get(key[1], []) if e.t <= mine[0].t]
+            if earlier:
+                mine.insert(0, earlier[-1])
+        segments = (sent, self._seg_by_ports.get(peer_key, []))
+        for index in range(owner.traced, len(mine)):
+            for event in self._trace_entries(owner, mine, index, segments):
+                owner.timeline.add_event(event)
+        owner.traced = len(mine)
+        if owner.pending and self.capture is not None:
+            self._settle(owner, segments)
+
+    def _segment_event(self, owner: _Owner, seg: Segment, own_isn: int, peer_isn: int) -> Event:
+        label, peer = owner.label, owner.peer_label
+        rel_seq = (seg.seq - own_isn) % (1 << 32)
+        rel_ack = (seg.ack - peer_isn) % (1 << 32) if "ACK" in seg.flag_set else None
+        text = f"{seg.flags} seq={rel_seq}"
+        text += f" ack={rel_ack}" if rel_ack is not None else ""
+        text += f" len={seg.payload}" if seg.payload else ""
+        text += f" win={seg.window}"
+        return Event(seg.t - self._started, label, "capture", "segment",
+                     f"{label} -> {peer}: {text}",
+                     data={"direction": f"{label}->{peer}", "flags": seg.flags, "seq": rel_seq,
+                           "ack": rel_ack, "len": seg.payload, "win": seg.window})
+
+    def _settle(self, owner: _Owner, segments: tuple[list[Segment], list[Segment]]) -> None:
+        """Pending timewait sockets of ``owner`` whose fate the capture now shows: file it.
+        A peer's FIN captured at the move itself but read only now makes the filed move a
+        TIME_WAIT after all (the two sources are read apart)."""
+        still = []
+        for filed, ev, since in owner.pending:
+            own, peer = ([s for s in segs if s.t > since] for segs in segments)
+            if any("FIN" in s.flag_set for s in peer if s.t <= ev.t + FIN_SLACK):
+                events = owner.timeline.events
+                events[events.index(filed)] = _as_time_wait(filed, ev)
+                continue
+            fate = _timewait_fate(ev.t, own, peer)
+            if fate is None:
+                still.append((filed, ev, since))
+                continue
+            at, new, why = fate
+            owner.timeline.add_event(Event(
+                at - self._started, owner.label, "capture", "state", f"FIN_WAIT2 -> {new} ({why})",
+                old=S.FIN_WAIT2, new=new, data={"traced_new": None, "timewait": new.value}))
+        owner.pending = still
+
+    def _trace_entries(self, owner: _Owner, mine: list[TraceEvent], index: int,
+                       segments: tuple[list[Segment], list[Segment]]) -> list[Event]:
         """The timeline events for ``mine[index]`` (the earlier ones bound which connection
         on this four-tuple it belongs to); ``segments``: this end's and its peer's, captured."""
-        ev = mine[index]
-        t = ev.t - started
+        ev, label = mine[index], owner.label
+        t = ev.t - self._started
         if ev.kind != "state":
             return [Event(t, label, "trace", ev.kind, ev.describe(),
                           data={"state": ev.state.value if ev.state else None, "detail": ev.detail})]
@@ -298,31 +386,22 @@ class Recording:
                       data={"traced_new": ev.new.value if ev.new else None})
         if ev.new is not S.CLOSED or ev.old not in _TIMEWAIT_SOURCES:
             return [plain]
-        substate = self._timewait_substate(label, four_tuple, timeline, ev, t)
+        substate = self._timewait_substate(label, owner.four_tuple, owner.timeline, ev, t)
         if substate is None:
             return [plain]
         # The peer's segments of this connection: after this end's last ESTABLISHED (an
         # earlier connection on the same four-tuple is not this one's).
         since = max((e.t for e in mine[:index] if e.new is S.ESTABLISHED), default=float("-inf"))
-        own, peer = ([s for s in segs if s.t > since] for segs in segments)
+        peer = [s for s in segments[1] if s.t > since]
         fin_before = any("FIN" in s.flag_set for s in peer if s.t <= ev.t + FIN_SLACK)
         if ev.old is S.CLOSING or (self.capture is not None and fin_before):
             substate = S.TIME_WAIT
         elif self.capture is not None:
             substate = S.FIN_WAIT2
-        note = (" (traced as CLOSE: a timewait socket took over)" if substate is S.TIME_WAIT else
-                " (traced as CLOSE: a timewait socket took over, its substate FIN_WAIT2 until "
-                "the peer's FIN arrives)")
-        out = [Event(t, label, "trace", "state", f"{ev.old} -> {substate}{note}", old=ev.old,
-                     new=substate, data={"traced_new": S.CLOSED.value, "timewait": substate.value})]
+        filed = _timewait_event(t, label, ev, substate)
         if substate is S.FIN_WAIT2 and self.capture is not None:
-            later = _timewait_fate(ev.t, own, peer)
-            if later is not None:
-                at, new, why = later
-                out.append(Event(at - started, label, "capture", "state",
-                                 f"FIN_WAIT2 -> {new} ({why})", old=S.FIN_WAIT2, new=new,
-                                 data={"traced_new": None, "timewait": new.value}))
-        return out
+            owner.pending.append((filed, ev, since))  # its fate: ``_settle``
+        return [filed]
 
     def _timewait_substate(self, label: str, four_tuple: FourTuple, timeline: Timeline,
                            ev: TraceEvent, t: float) -> TcpState | None:
@@ -333,30 +412,26 @@ class Recording:
             seen = next((e.record.state for e in timeline.entries
                          if e.end == label and e.t >= t - 0.001 and e.record is not None
                          and e.record.timer.kind is TimerKind.TIMEWAIT), None)
-            if seen is None and self._diag is not None:
-                record = self._diag.lookup(four_tuple)
+            snapshots = self.source("snapshots")
+            if seen is None and isinstance(snapshots, SnapshotSource):
+                record = snapshots.lookup(four_tuple)
                 if record is not None and (record.timer.kind is TimerKind.TIMEWAIT
                                            or record.state is S.TIME_WAIT):
                     seen = record.state
             self._timewait[key] = seen if seen in (S.FIN_WAIT2, S.TIME_WAIT) else None
         return self._timewait[key]
 
-    def _file_segments(self, timeline: Timeline, flows: dict[str, list[Segment]],
-                       started: float) -> None:
-        isn = {label: _initial_seq(segs) for label, segs in flows.items()}
-        for label, segs in flows.items():
-            peer = "server" if label == "client" else "client"
-            for seg in segs:
-                rel_seq = (seg.seq - isn[label]) % (1 << 32)
-                rel_ack = (seg.ack - isn[peer]) % (1 << 32) if "ACK" in seg.flag_set else None
-                text = f"{seg.flags} seq={rel_seq}"
-                text += f" ack={rel_ack}" if rel_ack is not None else ""
-                text += f" len={seg.payload}" if seg.payload else ""
-                text += f" win={seg.window}"
-                timeline.add_event(Event(
-                    seg.t - started, label, "capture", "segment", f"{label} -> {peer}: {text}",
-                    data={"direction": f"{label}->{peer}", "flags": seg.flags, "seq": rel_seq,
-                          "ack": rel_ack, "len": seg.payload, "win": seg.window}))
+def _timewait_event(t: float, label: str, ev: TraceEvent, substate: TcpState) -> Event:
+    """A traced move to CLOSE filed as the timewait socket's substate."""
+    note = (" (traced as CLOSE: a timewait socket took over)" if substate is S.TIME_WAIT else
+            " (traced as CLOSE: a timewait socket took over, its substate FIN_WAIT2 until "
+            "the peer's FIN arrives)")
+    return Event(t, label, "trace", "state", f"{ev.old} -> {substate}{note}", old=ev.old,
+                 new=substate, data={"traced_new": S.CLOSED.value, "timewait": substate.value})
+
+
+def _as_time_wait(filed: Event, ev: TraceEvent) -> Event:
+    return _timewait_event(filed.t, filed.end, ev, S.TIME_WAIT)
 
 
 def _timewait_fate(closed: float, own: list[Segment], peer: list[Segment]) -> tuple[float, TcpState, str] | None:

@@ -170,10 +170,15 @@ def markdown(results: Mapping[str, Any]) -> str:
             lines += [NO_DIAGRAM, ""]
         for conn in diagram.pick(connections):
             kind = _kind(conn)
-            lines += [f"{kind} {conn['client']}; traced: "
-                      + "; ".join(f"{end} {' -> '.join(p)}" for end, p in
-                                  conn.get("traced_path", {}).items() if p), "",
-                      "```mermaid", diagram.mermaid(conn, closed_at=_closed_at(conn)), "```", ""]
+            traced = "; ".join(f"{end} {' -> '.join(p)}"
+                               for end, p in conn.get("traced_path", {}).items() if p)
+            steps = len(diagram.steps(conn, closed_at=_closed_at(conn)))
+            # folded, as in the HTML page: GitHub renders Mermaid inside <details>
+            lines += ["<details>", f"<summary>Diagram: {escape(kind)} {escape(conn['client'])} "
+                      f"({steps} steps, {conn.get('segments', 0)} segments captured)</summary>", "",
+                      f"Traced: {traced or 'no trace (notes are snapshots)'}", "",
+                      "```mermaid", diagram.mermaid(conn, closed_at=_closed_at(conn)), "```", "",
+                      "</details>", ""]
         if len(connections) > 2:
             lines += [f"({len(connections) - 2} more connection(s) in results.json)", ""]
     return "\n".join(lines)
@@ -197,6 +202,13 @@ figure{margin:12px 0 20px;overflow-x:auto}figcaption{font-size:12px;color:#546e7
 ul.verdicts{padding-left:18px}.nw{white-space:nowrap}
 table.claims td:first-child{width:34%}table.claims td:nth-child(2){width:8%;white-space:nowrap}
 table.claims td:nth-child(3){width:13%}table.claims .muted{font-size:12px}
+table.summary td:first-child{white-space:nowrap}
+nav ul ul{columns:3 220px;column-gap:24px}nav li{break-inside:avoid}
+section.scenario{border-top:1px solid #eceff1;margin-top:20px}
+details{margin:6px 0 10px}summary{cursor:pointer;color:#37474f}
+summary:hover{color:#0d47a1}details[open]>summary{margin-bottom:4px}
+code{font-size:12px;background:#f3f5f6;padding:0 3px;border-radius:3px;overflow-wrap:anywhere}
+td{overflow-wrap:anywhere}
 """
 
 
@@ -208,13 +220,14 @@ def _text_html(text: str) -> str:
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
-def _anchor(sid: str) -> str:
+def anchor(sid: str) -> str:
+    """The id of a scenario's section (what the contents list and the claims table link to)."""
     return "scenario-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in sid)
 
 
 def _scenario_links(names: Sequence[str], known: Mapping[str, object]) -> str:
     """Scenario ids, each a link to its section when this report has one."""
-    return ", ".join(f'<a href="#{_anchor(n)}">{escape(n)}</a>' if n in known else escape(n)
+    return ", ".join(f'<a href="#{anchor(n)}">{escape(n)}</a>' if n in known else escape(n)
                      for n in names)
 
 
@@ -232,6 +245,44 @@ def _html_table(headers: Sequence[str], rows: Sequence[Sequence[str]], css: str 
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _scenario_html(sid: str, run: Mapping[str, Any]) -> str:
+    """One scenario's section: what ran and its verdicts, always shown; each diagram folded
+    into a ``<details>`` whose line says what it holds (a page of 36 scenarios stays a few
+    screens long, and a link from the claims table lands on the verdicts)."""
+    status = run["status"]
+    out = [f'<section class="scenario" id="{anchor(sid)}">', f"<h3>{escape(sid)}</h3>",
+           f"<p>{escape(run.get('title', ''))}<br>"
+           f'<span class="s-{escape(status)}">{escape(status)}</span>'
+           + (f" — {_text_html(run['reason'].splitlines()[0])}" if run.get("reason") else "")
+           + f' <span class="muted">· {escape(run.get("mode") or "-")} · '
+           f'{escape(run.get("observation") or "-")} · {run.get("duration_s", 0):.2f} s'
+           "</span></p>"]
+    if run.get("verdicts"):
+        out.append('<ul class="verdicts">' + "".join(
+            f"<li><b>{escape(v['claim'])}</b> {_verdict_html(v['verdict'])} "
+            f"{_text_html(v['summary'])}</li>" for v in run["verdicts"]) + "</ul>")
+    connections = run.get("connections", [])
+    if not connections:
+        out.append(f'<p class="muted nodiagram">{escape(NO_DIAGRAM)}</p>')
+    for n, conn in enumerate(diagram.pick(connections), 1):
+        paths = "; ".join(f"{end}: {' → '.join(p)}"
+                          for end, p in conn.get("traced_path", {}).items() if p)
+        steps = len(diagram.steps(conn, closed_at=_closed_at(conn)))
+        out.append(f'<details id="{anchor(sid)}-diagram-{n}"><summary>Diagram: {escape(_kind(conn))} '
+                   f'<span class="nw">{escape(conn["client"])}</span> '
+                   f'<span class="muted">({steps} steps, {conn.get("segments", 0)} segments '
+                   "captured)</span></summary><figure>"
+                   + diagram.svg(conn, closed_at=_closed_at(conn), title=sid)
+                   + "<figcaption>"
+                   + (f"traced — {escape(paths)}" if paths else "no trace: notes are snapshots")
+                   + "</figcaption></figure></details>")
+    if len(connections) > 2:
+        out.append(f'<p class="muted">{len(connections) - 2} more connection(s) in '
+                   "results.json</p>")
+    out.append("</section>")
+    return "\n".join(out)
+
+
 def html(results: Mapping[str, Any]) -> str:
     """The whole report.html: one file, inline CSS and SVG, no script."""
     host = results.get("host", {})
@@ -246,7 +297,7 @@ def html(results: Mapping[str, Any]) -> str:
     sections = _scenario_runs(results)
     out.append('<nav id="contents"><h2>Contents</h2><ul><li><a href="#summary">Summary</a></li>'
                '<li><a href="#claims">Claims</a></li><li><a href="#scenarios">Scenarios</a><ul>'
-               + "".join(f'<li><a href="#{_anchor(sid)}">{escape(sid)}</a> '
+               + "".join(f'<li><a href="#{anchor(sid)}">{escape(sid)}</a> '
                          f'<span class="muted">{escape(_representative(runs)["status"])}</span></li>'
                          for sid, runs in sections.items())
                + "</ul></li></ul></nav>")
@@ -259,7 +310,7 @@ def html(results: Mapping[str, Any]) -> str:
           escape(r["claims"]),
           " ".join(f'<span class="nw">{escape(c)}&nbsp;{_verdict_html(v)}</span>'
                    for c, v in r["verdict_pairs"]) or _text_html(r["reason"] or "-"),
-          escape(r["duration"]), escape(r["mode"])) for r in srows]))
+          escape(r["duration"]), escape(r["mode"])) for r in srows], css="summary"))
     out.append('<h2 id="claims">Claims</h2>')
     out.append(_html_table(
         ("claim", "verdict", "scenarios", "evidence"),
@@ -270,36 +321,10 @@ def html(results: Mapping[str, Any]) -> str:
           _text_html(r["evidence"]))
          for r in claim_rows(results)], css="claims"))
     out.append('<h2 id="scenarios">Scenarios</h2>')
-    out.append(f'<p class="muted">How to read the diagrams: {escape(diagram.LEGEND)}.</p>')
+    out.append(f'<p class="muted">How to read the diagrams: {escape(diagram.LEGEND)}. Each '
+               "diagram is folded: open it with its line.</p>")
     for sid, runs in sections.items():
-        run = _representative(runs)
-        status = run["status"]
-        out.append(f'<h3 id="{_anchor(sid)}">{escape(sid)}</h3>')
-        out.append(f"<p>{escape(run.get('title', ''))}<br>"
-                   f'<span class="s-{escape(status)}">{escape(status)}</span>'
-                   + (f" — {_text_html(run['reason'].splitlines()[0])}" if run.get("reason") else "")
-                   + f' <span class="muted">· {escape(run.get("mode") or "-")} · '
-                   f'{escape(run.get("observation") or "-")} · {run.get("duration_s", 0):.2f} s'
-                   "</span></p>")
-        if run.get("verdicts"):
-            out.append('<ul class="verdicts">' + "".join(
-                f"<li><b>{escape(v['claim'])}</b> {_verdict_html(v['verdict'])} "
-                f"{_text_html(v['summary'])}</li>" for v in run["verdicts"]) + "</ul>")
-        connections = run.get("connections", [])
-        if not connections:
-            out.append(f'<p class="muted">{escape(NO_DIAGRAM)}</p>')
-        for conn in diagram.pick(connections):
-            paths = "; ".join(f"{end}: {' → '.join(p)}"
-                              for end, p in conn.get("traced_path", {}).items() if p)
-            kind = _kind(conn)
-            out.append("<figure>" + diagram.svg(conn, closed_at=_closed_at(conn), title=sid)
-                       + f"<figcaption>{kind} {escape(conn['client'])}; "
-                       f"{conn.get('segments', 0)} segments captured"
-                       + (f"; traced {escape(paths)}" if paths else "; no trace")
-                       + "</figcaption></figure>")
-        if len(connections) > 2:
-            out.append(f'<p class="muted">{len(connections) - 2} more connection(s) in '
-                       "results.json</p>")
+        out.append(_scenario_html(sid, _representative(runs)))
     out.append("</body></html>")
     return "\n".join(out)
 

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Any
 
 from tcplab.kernel.model import Address
+from tcplab.kernel.source import SourceUnavailable
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
@@ -47,7 +48,7 @@ FLAG_NAMES = (("SYN", 0x02), ("FIN", 0x01), ("RST", 0x04), ("PSH", 0x08), ("ACK"
               ("URG", 0x20))
 
 
-class CaptureUnavailable(RuntimeError):
+class CaptureUnavailable(SourceUnavailable):
     """Packets cannot be captured here (not root, no loopback interface)."""
 
 
@@ -200,7 +201,10 @@ def _attach(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> No
 
 
 class SegmentCapture:
-    """Captures this scenario's TCP segments on ``lo``; see the module docstring."""
+    """Captures this scenario's TCP segments on ``lo``; see the module docstring. An evidence
+    source (``tcplab.kernel.source.Source``) named ``capture``."""
+
+    name = "capture"
 
     def __init__(self, interface: str = "lo") -> None:
         self.interface = interface
@@ -232,6 +236,10 @@ class SegmentCapture:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+    def fileno(self) -> int:
+        """The packet socket's fd (readable when segments wait), -1 once closed."""
+        return self.sock.fileno() if self.sock is not None else -1
 
     def watch_port(self, port: int) -> None:
         """Capture segments to or from ``port`` from now on (the kernel filter is replaced)."""

@@ -37,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from tcplab.kernel.source import SourceUnavailable
 from tcplab.states import TcpState
 
 TRACEFS = Path("/sys/kernel/tracing")
@@ -68,7 +69,7 @@ _LINE = re.compile(r"^\s*(?P<task>.+?)\s+\[(?P<cpu>\d+)\]\s+\S+\s+(?P<ts>\d+\.\d
 _FIELD = re.compile(r"(\w+)=(\S+)")
 
 
-class TraceUnavailable(RuntimeError):
+class TraceUnavailable(SourceUnavailable):
     """tracefs cannot be used here (not root, not mounted and not mountable, no such events)."""
 
 
@@ -235,10 +236,12 @@ class TransitionRecorder:
     removes the instance. Use it as a context manager.
     """
 
+    name = "trace"  # as an evidence source (``tcplab.kernel.source.Source``)
+
     def __init__(self, root: Path | None = None, *, buffer_kb: int = 512) -> None:
         self.root = root
         self.buffer_kb = buffer_kb
-        self.name = f"{PREFIX}{os.getpid()}-{next(_counter)}"
+        self.instance = f"{PREFIX}{os.getpid()}-{next(_counter)}"  # its tracefs name
         self.path: Path | None = None
         self.ports: set[int] = set()
         self._fd = -1
@@ -248,7 +251,7 @@ class TransitionRecorder:
     def open(self) -> TransitionRecorder:
         root = self.root or tracefs_root()
         sweep_stale(root)
-        path = root / "instances" / self.name
+        path = root / "instances" / self.instance
         self.path = path  # first: an interrupt right after mkdir still finds it to remove
         try:
             os.mkdir(path)
