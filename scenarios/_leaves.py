@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import trio
 
-from tcplab import Connection, End, SocketRecord, TcpState
+from tcplab import Connection, End, SocketRecord, TcpState, TimerKind
 from tcplab.expect import eventually, within
 
 
@@ -38,6 +38,11 @@ def traced_of(conn: Connection, label: str) -> tuple[str, ...]:
         return ()
     recording.sync()
     return tuple(s.value for s in conn.timeline.traced_path(label))
+
+
+def timer_left(record: SocketRecord | None, kind: TimerKind) -> float | None:
+    """Seconds left on ``record``'s timer if it is of ``kind``, else None (not armed)."""
+    return None if record is None or record.timer.kind is not kind else record.timer.remaining
 
 
 def state_of(record: SocketRecord | None) -> str | None:

@@ -18,8 +18,8 @@ The shares of the observations, and the mean time per connection in each state, 
 from __future__ import annotations
 
 from _finwait import workload
-from _shortconn import drawn_example
-from tcplab import Lab, Scenario, Verdicts
+from tcplab import Lab, Scenario, TcpState, Verdicts
+from tcplab.expect import holds
 from tcplab.judges.segments import FinWaitShares
 
 N = 40
@@ -37,7 +37,16 @@ scenario = Scenario(
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     idle = await workload("idle closer", N, STAGGER, DELAY, data_in_flight=False)
     slow = await workload("slow reader", N, STAGGER, DELAY, data_in_flight=True)
-    await drawn_example(lab, requests=1, closer="client")  # one close, for the report's drawing
+    # One close through the lab, held on purpose for the report and `tcplab states`: the FIN
+    # waits behind data the peer does not read, then the peer reads but does not close.
+    conn = await lab.connect(sndbuf=4096, server_rcvbuf=4096)
+    conn.client.fill()
+    await conn.client.send_eof()
+    await holds(conn.client, TcpState.FIN_WAIT1, for_=1.0, mark=True)
+    await conn.server.read_eof()
+    await holds(conn.client, TcpState.FIN_WAIT2, for_=1.0, mark=True)
+    await holds(conn.server, TcpState.CLOSE_WAIT, for_=0.0, mark=True)
+    await conn.server.close()
 
     verdicts.judge("C08", FinWaitShares(idle, slow, peer_delay_s=DELAY, reader_pause_s=DELAY))
 

@@ -1,19 +1,16 @@
 """Graceful close, client first (claims C02, C03, C10; articles 000, 002, 003, 004).
 
-The articles draw the four-segment close: the side that closes first passes through
-FIN_WAIT1 and FIN_WAIT2 into TIME_WAIT, the other side through CLOSE_WAIT and LAST_ACK to
-CLOSED, and only the first side keeps a TIME_WAIT. Here the client sends its FIN, the
-server's kernel acknowledges it before the server application has done anything, the
-server reads end-of-file, answers with data the client is slow to read, and closes; the
-client drains and the connection ends. LAST_ACK is held on purpose by the client's full
-window (the server's FIN waits behind data the client does not read yet).
+The first closer passes FIN_WAIT1 and FIN_WAIT2 into TIME_WAIT, the other side CLOSE_WAIT
+and LAST_ACK, and only the first keeps a TIME_WAIT. The client sends its FIN while the
+server's application sleeps; the server reads end-of-file, answers with data the client is
+slow to read (LAST_ACK held on purpose by the client's full window), and closes.
 """
 
 from __future__ import annotations
 
-from _leaves import leaves, path_of, state_of, traced_of
+from _leaves import leaves, path_of, state_of, timer_left, traced_of
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
-from tcplab.expect import holds, reaches
+from tcplab.expect import holds
 from tcplab.judges.closing import FinAckedByKernel, GracefulClose, WhoHoldsTimeWait
 
 S = TcpState
@@ -28,10 +25,9 @@ scenario = Scenario(
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     conn = await lab.connect(rcvbuf=4096, server_sndbuf=4096)
     client, server = conn.client, conn.server
-
     await client.send_eof()  # the client's FIN
-    acked = await reaches(client, S.FIN_WAIT2)  # its FIN was acknowledged ...
-    cw = await holds(server, S.CLOSE_WAIT, for_=0.3)  # ... with the server's app asleep
+    cw = await holds(server, S.CLOSE_WAIT, for_=0.3)  # the server's app asleep: who ACKed?
+    acked = client.observe()
     eof = await server.read_eof()
     after_read = server.observe()
     server.fill()  # the client does not read yet: its window closes
@@ -49,15 +45,14 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     verdicts.judge("C02", GracefulClose(path_of(conn, "client"), path_of(conn, "server"),
                                         traced_of(conn, "client"), traced_of(conn, "server")))
     verdicts.judge("C03", FinAckedByKernel(
-        acked_before_read=acked is not None and cw.state is S.CLOSE_WAIT,
+        acked_before_read=state_of(acked) == "FIN_WAIT2",
         recv_q_before_read=cw.recv_q, read_bytes=len(eof),
         recv_q_after_read=None if after_read is None else after_read.recv_q,
         close_wait_until_close=after_read is not None and after_read.state is S.CLOSE_WAIT,
         after_close=state_of(last_ack)))
     verdicts.judge("C10", WhoHoldsTimeWait(
         first_state=state_of(after_close),
-        first_timewait_s=(after_close.timer.remaining if after_close is not None
-                          and after_close.timer.kind is TimerKind.TIMEWAIT else None),
+        first_timewait_s=timer_left(after_close, TimerKind.TIMEWAIT),
         second_path=path_of(conn, "server")))
 
 

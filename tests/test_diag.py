@@ -155,6 +155,7 @@ async def test_the_census_counts_what_the_dump_lists(family: int) -> None:
         conns = [await lab.connect(listener) for _ in range(3)]
         await conns[0].client.close()
         await reaches(conns[0].server, TcpState.CLOSE_WAIT)
+        await reaches(conns[0].client, TcpState.FIN_WAIT2)  # its FIN acked: nothing in flux
         port = listener.address.port
         with SockDiag() as d:
             for states in (None, [TcpState.CLOSE_WAIT], [TcpState.CLOSED]):

@@ -35,7 +35,7 @@ def test_every_run_writes_both_reports(run_dir: Path) -> None:
     for sid in ran:
         section = md.split(f"### {sid}\n", 1)[1].split("\n### ", 1)[0]
         assert "```mermaid\nsequenceDiagram" in section, sid
-        assert f'<h3 id="scenario-{sid}">' in html
+        assert f'<section class="scenario" id="scenario-{sid}">' in html
     assert html.count("<svg") >= len(ran)
 
 

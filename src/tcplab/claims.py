@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True)
 class Article:
     """One of the five articles: its number, the file name it has in the claims list, its
