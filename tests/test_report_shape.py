@@ -107,3 +107,14 @@ def test_unexpected_shapes_are_one_line_and_exit_2(tmp_path: Path) -> None:
                               text=True, timeout=60, check=False)
         assert done.returncode == 2, (shape, done.stderr)
         assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr, done.stderr
+
+
+def test_no_renderer_splits_text_again() -> None:
+    """Renderers format the model's fields; none splits joined text (another renderer's or
+    the file's): the one ``.split(`` left is the backticks of a judge's own summary."""
+    src = ROOT / "src" / "tcplab"
+    files = [*sorted((src / "render").glob("*.py")), src / "report.py", src / "commands" / "report.py"]
+    splits = [(f.name, line.strip()) for f in files for line in f.read_text().splitlines()
+              if ".split(" in line]
+    assert splits == [("html.py", 'parts = value.split("`")  # the model\'s own text, split '
+                                  "before any HTML is written")], splits
