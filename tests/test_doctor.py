@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tcplab import doctor as doctor_module
+from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.sysctl import WATCHED
 from tcplab.states import TcpState
 
@@ -100,3 +104,35 @@ def test_doctor_cites_the_verdicts_measured_in_the_newest_run(tmp_path: Path) ->
     assert [m["claim"] for m in reuse["measured"]] == ["C13"]
     assert reuse["measured"][0]["verdict"] == row["verdict"]
     assert f"C13 {row['verdict']} (old-duplicates)" in reuse["does"]
+
+
+def test_socket_counts_go_through_the_observer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The doctor counts sockets through ``DiagObserver`` (the lab's observer), and counts
+    what a sock_diag dump of both families lists: the same as before it went through it."""
+    with socket.create_server(("127.0.0.1", 0)), SockDiag() as diag:
+        counts = doctor_module.socket_counts()
+        listed = [r.state.value for r in diag.dump()]
+    assert set(counts) == {s.value for s in TcpState}
+    # other processes open and close sockets meanwhile: both readings see this listener
+    assert counts[TcpState.LISTEN.value] >= 1 and listed.count(TcpState.LISTEN.value) >= 1
+
+    asked: list[str] = []
+
+    class Fake(DiagObserver):
+        def census(self, **kwargs: object) -> list[tuple[TcpState, int]]:
+            asked.append("census")
+            return [(TcpState.CLOSE_WAIT, 7), (TcpState.CLOSE_WAIT, 8), (TcpState.LISTEN, 9)]
+
+    monkeypatch.setattr(doctor_module, "DiagObserver", Fake)
+    counts = doctor_module.socket_counts()
+    assert asked == ["census"]
+    assert counts[TcpState.CLOSE_WAIT.value] == 2 and counts[TcpState.LISTEN.value] == 1
+
+
+def test_no_module_but_the_observer_opens_sock_diag() -> None:
+    """Every sock_diag reader in src goes through ``tcplab.kernel.observer`` (issue 10: the
+    direct ``SockDiag()`` uses)."""
+    src = ROOT / "src" / "tcplab"
+    direct = sorted(str(p.relative_to(src)) for p in src.rglob("*.py")
+                    if "SockDiag(" in p.read_text())
+    assert direct == ["kernel/observer.py"], direct

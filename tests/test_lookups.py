@@ -26,12 +26,15 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
-from tcplab import watch
+from tcplab import Lab, watch
+from tcplab.expect import eventually, reaches
+from tcplab.kernel import trace
 from tcplab.kernel.model import Address, FourTuple
 from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.procfs import bound_interface
 from tcplab.lab import End
 from tcplab.leaks import LeakCheck, held_tcp_sockets
+from tcplab.recording import Recording
 from tcplab.states import TcpState
 
 Pair = tuple[socket.socket, socket.socket, socket.socket]  # listener, client, server
@@ -171,3 +174,32 @@ def test_watch_command_does_not_count_bound_sockets_as_closed() -> None:
                                timeout=60, check=True) for extra in ([], ["--state", "closed"])]
     unfiltered, closed = (json.loads(run.stdout) for run in runs)
     assert closed["total"] == unfiltered["total"] == 0
+
+
+@pytest.mark.root
+@pytest.mark.skipif(trace.available() is not None, reason=f"needs tracefs ({trace.available()})")
+async def test_the_recording_finds_a_device_bound_timewait_socket() -> None:
+    """The recording asks sock_diag whether a traced move to CLOSE left a timewait socket
+    behind (``Recording._timewait_substate``); it must send the end's device, as
+    ``End.observe`` does, or it misses a device-bound one and files the move as CLOSE.
+    Without capture the lookup alone decides, and the client is not observed after its move,
+    so no snapshot answers in its place."""
+    with device_bound() as (_listener, client, server):
+        async with Lab() as lab:
+            with Recording(lab, capture=False) as recording:
+                conn = lab.adopt_connection(client, server)
+                client.shutdown(socket.SHUT_WR)
+                await reaches(conn.server, TcpState.CLOSE_WAIT)
+                await reaches(conn.client, TcpState.FIN_WAIT2)
+                server.close()  # its FIN: the client's socket becomes a timewait socket
+
+                def moved() -> bool:
+                    recording.sync()
+                    return any(e.end == "client" and e.kind == "state"
+                               and e.old is TcpState.FIN_WAIT2 for e in conn.timeline.events)
+
+                await eventually(moved, what="the client's traced move out of FIN_WAIT2")
+                filed = next(e for e in conn.timeline.events if e.end == "client"
+                             and e.kind == "state" and e.old is TcpState.FIN_WAIT2)
+    assert filed.new is TcpState.TIME_WAIT, filed.describe()
+    assert filed.data["traced_new"] == TcpState.CLOSED.value

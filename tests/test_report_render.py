@@ -31,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from tcplab import report, results
+from tcplab import results
+from tcplab.render import html
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference" / "results.json"
@@ -123,13 +124,13 @@ def check_whole_page(results_file: Path, directory: Path, *, keep: bool = False)
     page 50,000 pixels tall, so only the nox session ``report`` does that."""
     run = results.load(results_file)
     page = directory / "report.html"
-    page.write_text(report.html(dict(run.data)))
+    page.write_text(html.render(run))
     found = measure(page)
     assert found["scrollWidth"] <= found["width"], f"the page scrolls sideways: {found}"
     assert found["overflow"] == [], "drawn past the edge:\n" + "\n".join(found["overflow"])
     ids = {s.id for s in run.scenarios}
     sections = found["sections"]
-    assert set(sections) == {report.anchor(i) for i in ids}, "a scenario without its section"
+    assert set(sections) == {html.anchor(i) for i in ids}, "a scenario without its section"
     assert [k for k, s in sections.items() if not (s["height"] > 0 and s["drawn"])] == []
     assert sum(s["svgs"] for s in sections.values()) > 0, "no diagram at all"
     if not keep:

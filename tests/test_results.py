@@ -15,7 +15,7 @@ import pytest
 
 from tcplab.errors import UsageError
 from tcplab.kernel import trace
-from tcplab.results import load, newest, run_files
+from tcplab.results import ClaimRow, load, newest, parse, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "results" / "reference" / "results.json"
@@ -66,6 +66,55 @@ def test_the_loader_types_scenario_results_and_refuses_other_shapes(tmp_path: Pa
         path.write_text(json.dumps(bad))
         with pytest.raises(UsageError):
             load(path)
+
+
+def _scenario(sid: str, status: str, connections: int = 0, verdicts: Any = ()) -> dict[str, Any]:
+    conn = {"client": "127.0.0.1:1 -> 127.0.0.1:2", "server": "127.0.0.1:2 -> 127.0.0.1:1",
+            "accepted": True, "segments": 3, "traced_path": {"client": ["FIN_WAIT2"]},
+            "timeline": [{"t": 0.1, "end": "client"}], "body_ended_s": 0.5}
+    return {"id": sid, "title": sid, "claims": ["C02"], "status": status, "reason": "",
+            "verdicts": list(verdicts), "connections": [dict(conn)] * connections}
+
+
+def test_the_model_is_typed_from_the_files_own_fields(tmp_path: Path) -> None:
+    """Sections take the run worth drawing; a claim's verdicts come from ``counts`` (each on
+    its own), a summary row's from its joined text, both split once and ordered here."""
+    data = {"run_id": "r", "wall_time_s": 2.5, "host": {"kernel": "6.18"}, "scenarios": [
+        _scenario("a", "failed", connections=1),
+        _scenario("a", "passed", verdicts=[{"claim": "C02", "verdict": "partly", "summary": "s"}]),
+        _scenario("a", "passed", connections=2, verdicts=[
+            {"claim": "C02", "verdict": "confirmed", "summary": "`x`"}]),
+        _scenario("b", "skipped")],
+        "summary": [{"id": "a", "runs": 3, "passed": 2, "failed": 1, "skipped": 0,
+                     "median_s": 0.25, "verdicts": {"C02": "partly/confirmed"}}],
+        "ledger": [{"claim": "C02", "status": "judged", "verdict": "confirmed/partly",
+                    "counts": {"partly": 1, "confirmed": 1}, "scenarios": ["a"]}]}
+    run = parse(data, tmp_path / "results.json")
+    assert (run.kernel, run.wall_time) == ("6.18", 2.5)
+    a, b = run.sections
+    assert (a.id, a.status, a.runs, len(a.connections)) == ("a", "passed", 3, 2)
+    assert [f.verdict for f in a.findings] == ["confirmed"]
+    assert a.connections[0].traced_path == (("client", ("FIN_WAIT2",)),)
+    assert a.connections[0].closed_at == 0.5 and b.connections == ()
+    assert run.summary[0].verdicts == (("C02", ("confirmed", "partly")),)
+    assert run.claims == (ClaimRow("C02", "", "judged", ("confirmed", "partly"), ("a",), ""),)
+
+
+def test_without_summary_or_ledger_both_are_made_from_the_scenarios(tmp_path: Path) -> None:
+    data = {"scenarios": [_scenario("a", "passed", verdicts=[
+        {"claim": "C02", "verdict": "refuted", "summary": "s"}])]}
+    run = parse(data, tmp_path / "results.json")
+    assert [(r.id, r.passed, r.verdicts) for r in run.summary] == [("a", 1, (("C02", ("refuted",)),))]
+    assert len(run.claims) >= 40 and {c.claim: c.verdicts for c in run.claims}["C02"] == ("refuted",)
+
+
+def test_evidence_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    for conn in ({"timeline": 5}, {"timeline": [{"t": "soon", "end": "client"}]},
+                 {"timeline": [], "traced_path": {"client": "FIN_WAIT2"}},
+                 {"timeline": [], "segments": "many"}):
+        item = {**_scenario("a", "passed"), "connections": [conn]}
+        with pytest.raises(UsageError, match="scenarios\\[0\\] \\(a\\)"):
+            parse({"scenarios": [item]}, tmp_path / "results.json")
 
 
 @pytest.mark.root

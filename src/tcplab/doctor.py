@@ -14,13 +14,12 @@ dump requests, which change no state in the kernel.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from tcplab.kernel import sysctl
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 from tcplab.states import TcpState
 
 IP_SYSCTL = "Documentation/networking/ip-sysctl.rst (Linux 6.18)"
@@ -279,9 +278,9 @@ def socket_counts() -> dict[str, int]:
     empty if this kernel answers no sock_diag dump (the audit goes on without counts)."""
     counts = {state.value: 0 for state in TcpState}
     try:
-        with SockDiag() as diag:
-            for record in diag.dump(families=(socket.AF_INET, socket.AF_INET6)):
-                counts[record.state.value] = counts.get(record.state.value, 0) + 1
+        with DiagObserver() as observer:  # a census: the states of the sockets a dump lists
+            for state, _inode in observer.census():
+                counts[state.value] = counts.get(state.value, 0) + 1
     except OSError:
         return {}
     return counts

@@ -49,7 +49,7 @@ from tcplab.states import TcpState
 from tcplab.timeline import Event, Timeline
 
 if TYPE_CHECKING:
-    from tcplab.lab import Connection, Lab
+    from tcplab.lab import Connection, End, Lab
 
 S = TcpState
 #: States from which a traced move to CLOSE may really be the move to TIME_WAIT.
@@ -86,6 +86,14 @@ class _Owner:
     #: Timewait sockets filed in substate FIN_WAIT2 whose fate (the peer's FIN, or data and
     #: a RST) is not seen yet: the filed event, the traced move, the connection's start.
     pending: list[tuple[Event, TraceEvent, float]] = field(default_factory=list)
+    #: The lab's ``End`` for this end, when it has one (a flow's server side has none).
+    end: End | None = None
+
+    @property
+    def interface(self) -> int:
+        """The device the end's socket is bound to (``End.interface``; 0: none or unknown),
+        which an exact lookup must send to find a device-bound socket."""
+        return self.end.interface if self.end is not None else 0
 
     @property
     def key(self) -> tuple[int, int]:
@@ -259,10 +267,8 @@ class Recording:
         for conn in self.lab.connections:
             if id(conn) not in self._registered:
                 self._registered.add(id(conn))
-                self._own(conn.client.label, conn.client.four_tuple, conn.timeline,
-                          conn.server.label)
-                self._own(conn.server.label, conn.server.four_tuple, conn.timeline,
-                          conn.client.label)
+                self._own(conn.client, conn.timeline, conn.server.label)
+                self._own(conn.server, conn.timeline, conn.client.label)
         for owner in self._owners:
             self._file(owner)
 
@@ -278,8 +284,8 @@ class Recording:
             self.segments.append(item)
             self._seg_by_ports[(item.src.port, item.dst.port)].append(item)
 
-    def _own(self, label: str, four_tuple: FourTuple, timeline: Timeline, peer: str) -> None:
-        self._owners.append(_Owner(label, four_tuple, timeline, peer))
+    def _own(self, end: End, timeline: Timeline, peer: str) -> None:
+        self._owners.append(_Owner(end.label, end.four_tuple, timeline, peer, end=end))
 
     def _make_flows(self) -> None:
         """File the traffic no ``Connection`` took: adopted sockets (not by
@@ -294,7 +300,7 @@ class Recording:
                 continue
             flow = Flow(end.four_tuple, Timeline(), {"client": end.label,
                                                      "server": f"peer of {end.label}"})
-            self._flow(flow)
+            self._flow(flow, end)
             taken |= {key, key[::-1]}
         pairs = {tuple(sorted(k)) for k in [*self._by_ports, *self._seg_by_ports]}
         for low, high in sorted(pairs):
@@ -308,8 +314,8 @@ class Recording:
                                   Address(self.lab.host, server_port))
             self._flow(Flow(client_ft, Timeline()))
 
-    def _flow(self, flow: Flow) -> None:
-        owners = [_Owner("client", flow.client, flow.timeline, "server"),
+    def _flow(self, flow: Flow, end: End | None = None) -> None:
+        owners = [_Owner("client", flow.client, flow.timeline, "server", end=end),
                   _Owner("server", flow.client.reversed(), flow.timeline, "client")]
         for owner in owners:
             self._file(owner)
@@ -386,7 +392,7 @@ class Recording:
                       data={"traced_new": ev.new.value if ev.new else None})
         if ev.new is not S.CLOSED or ev.old not in _TIMEWAIT_SOURCES:
             return [plain]
-        substate = self._timewait_substate(label, owner.four_tuple, owner.timeline, ev, t)
+        substate = self._timewait_substate(owner, ev, t)
         if substate is None:
             return [plain]
         # The peer's segments of this connection: after this end's last ESTABLISHED (an
@@ -403,10 +409,12 @@ class Recording:
             owner.pending.append((filed, ev, since))  # its fate: ``_settle``
         return [filed]
 
-    def _timewait_substate(self, label: str, four_tuple: FourTuple, timeline: Timeline,
-                           ev: TraceEvent, t: float) -> TcpState | None:
+    def _timewait_substate(self, owner: _Owner, ev: TraceEvent, t: float) -> TcpState | None:
         """Did this end's move to CLOSE at ``t`` leave a timewait socket behind? Its substate
-        as sock_diag reported it (FIN_WAIT2 or TIME_WAIT), or None if there is none."""
+        as sock_diag reported it (FIN_WAIT2 or TIME_WAIT), or None if there is none. Looked
+        up with the end's device, as ``End.observe`` does: a timewait socket keeps the device
+        its socket was bound to, and the kernel's lookup skips it when asked with none."""
+        label, four_tuple, timeline = owner.label, owner.four_tuple, owner.timeline
         key = (four_tuple, ev.t)
         if key not in self._timewait:
             seen = next((e.record.state for e in timeline.entries
@@ -414,7 +422,7 @@ class Recording:
                          and e.record.timer.kind is TimerKind.TIMEWAIT), None)
             snapshots = self.source("snapshots")
             if seen is None and isinstance(snapshots, SnapshotSource):
-                record = snapshots.lookup(four_tuple)
+                record = snapshots.lookup(four_tuple, interface=owner.interface)
                 if record is not None and (record.timer.kind is TimerKind.TIMEWAIT
                                            or record.state is S.TIME_WAIT):
                     seen = record.state

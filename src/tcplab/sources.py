@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from tcplab.kernel.capture import SegmentCapture
-from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.model import FourTuple, SocketRecord
+from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.source import Source, SourceUnavailable
 from tcplab.kernel.trace import TransitionRecorder
 
@@ -25,16 +25,17 @@ __all__ = ["REGISTRY", "SnapshotSource", "Source", "SourceUnavailable", "make"]
 
 
 class SnapshotSource:
-    """sock_diag, asked by exact four-tuple (see the module docstring)."""
+    """sock_diag through the lab's kind of observer (``DiagObserver``), asked by exact
+    four-tuple (see the module docstring)."""
 
     name = "snapshots"
 
     def __init__(self) -> None:
-        self._diag: SockDiag | None = None
+        self._diag: DiagObserver | None = None
 
     def open(self) -> SnapshotSource:
         try:
-            self._diag = SockDiag()
+            self._diag = DiagObserver()
         except OSError as exc:
             raise SourceUnavailable(f"sock_diag: {exc}") from None
         return self
@@ -48,9 +49,12 @@ class SnapshotSource:
     def read(self) -> Sequence[object]:
         return ()
 
-    def lookup(self, four_tuple: FourTuple) -> SocketRecord | None:
-        """What the kernel holds on ``four_tuple`` now (a timewait socket too), or None."""
-        return self._diag.lookup(four_tuple) if self._diag is not None else None
+    def lookup(self, four_tuple: FourTuple, *, interface: int = 0) -> SocketRecord | None:
+        """What the kernel holds on ``four_tuple`` now (a timewait socket too), or None;
+        ``interface``: the device the end was bound to (``End.interface``), 0 if none."""
+        if self._diag is None:
+            return None
+        return self._diag.lookup(four_tuple, interface=interface)
 
     def close(self) -> None:
         if self._diag is not None:

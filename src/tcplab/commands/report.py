@@ -1,13 +1,17 @@
-"""``tcplab report [RESULTS.json]``: (re)write REPORT.md and report.html from a results file.
+"""``tcplab report [--format F] [RESULTS.json]``: a run's report, from its results file.
 
-With no RESULTS.json it reports on the newest run under ``--results`` (``tcplab.results``:
-the rule ``claims``, ``states`` and ``doctor`` share). A file that is not a results file of
-``tcplab run`` (missing, not JSON, JSON of another shape) is one line on stderr and exit 2.
+Without ``--format`` it (re)writes REPORT.md and report.html next to the results file (or
+into ``--out``), as ``tcplab run`` does. With ``--format text|markdown|html|json`` it prints
+that one rendering to stdout. With no RESULTS.json it reports on the newest run under
+``--results`` (``tcplab.results``: the rule ``claims``, ``states`` and ``doctor`` share). A
+file that is not a results file of ``tcplab run`` (missing, not JSON, JSON of another shape)
+is one line on stderr and exit 2. It never writes the CI job summary: ``tcplab run`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tcplab import report
@@ -15,7 +19,8 @@ from tcplab.errors import EXIT_OK, UsageError, make_dir
 from tcplab.results import load, newest
 
 NAME = "report"
-HELP = "write REPORT.md and report.html (sequence diagrams) from a results.json (default: the newest run)"
+HELP = ("write REPORT.md and report.html (sequence diagrams) from a results.json (default: the "
+        "newest run), or print one format")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +28,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="a results file of `tcplab run` (default: the newest under --results)")
     parser.add_argument("--results", default="results", metavar="DIR",
                         help="where to look for the newest run (default: %(default)s)")
-    parser.add_argument("--out", metavar="DIR",
-                        help="write the report into DIR (default: next to RESULTS.json)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", metavar="DIR",
+                       help="write REPORT.md and report.html into DIR (default: next to "
+                            "RESULTS.json)")
+    where.add_argument("--format", choices=sorted(report.FORMATS), metavar="FORMAT",
+                       help="print the report to stdout as one of: "
+                            + ", ".join(sorted(report.FORMATS)))
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -32,12 +42,15 @@ def execute(args: argparse.Namespace) -> int:
     if path is None:
         raise UsageError(f"no run under {args.results}/: run `tcplab run` first or pass RESULTS.json")
     run = load(path)  # a UsageError if it is missing or not a results file
-    out = Path(args.out) if args.out else run.path.parent
-    make_dir(out, "the report directory")
     try:
-        md, html = report.write(dict(run.data), out)
+        if args.format:
+            sys.stdout.write(report.render(run, args.format))
+            return EXIT_OK
+        out = Path(args.out) if args.out else run.path.parent
+        make_dir(out, "the report directory")
+        md, html = report.write(run, out)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
-        # valid JSON that the loader let through but the report cannot read: one line
+        # a timeline event the loader let through but a diagram cannot read: one line
         raise UsageError(f"{run.path}: not a results file of `tcplab run` (unexpected "
                          f"{type(exc).__name__}: {exc})") from None
     print(f"report of run {run.run_id}: {md} and {html}")

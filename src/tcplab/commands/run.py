@@ -1,4 +1,8 @@
-"""``tcplab run``: run scenarios concurrently, show progress, print a table, write results."""
+"""``tcplab run``: run scenarios concurrently, show progress, print a table, write results.
+
+Beside the results file it writes REPORT.md and report.html; in a GitHub Actions job it also
+appends the run's summary and claims tables to the job summary ($GITHUB_STEP_SUMMARY), by an
+explicit call here (``report.write_step_summary``), not as a side effect of the report."""
 
 from __future__ import annotations
 
@@ -9,10 +13,9 @@ from pathlib import Path
 
 import trio
 
-from tcplab import catalog, runner, table
+from tcplab import catalog, report, results, runner, table
 from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tcplab.kernel import trace
-from tcplab.report import write as write_report
 from tcplab.scenario import ScenarioResult
 
 NAME = "run"
@@ -53,23 +56,25 @@ def execute(args: argparse.Namespace) -> int:
     scenarios = catalog.select(known, args.ids, include_slow=args.slow)
     if not scenarios:
         raise UsageError("no scenario selected")
-    report = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    made = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                               catalog=known)
-    directory = runner.results_dir(report, Path(args.results))
+    directory = runner.results_dir(made, Path(args.results))
     started = time.monotonic()
     interrupted = False
     try:
-        report.results = trio.run(
+        made.results = trio.run(
             lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs,
                                     progress=_progress)
         )
     except runner.Interrupted as stop:
-        report.results, interrupted = stop.results, True
+        made.results, interrupted = stop.results, True
     finally:
         trace.sweep_quietly()  # instances of runs that were SIGKILLed (a timeout, a dead parent)
-    report.wall_time = time.monotonic() - started
-    path = runner.write_results(report, directory)
-    write_report(report.to_json(), directory)
+    made.wall_time = time.monotonic() - started
+    path = runner.write_results(made, directory)
+    run = results.load(path)  # the file just written, read as every command reads it
+    report.write(run, directory)
+    report.write_step_summary(run)
     if interrupted:  # the runs that finished are kept; the table is not worth a partial run
         print("tcplab: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -77,14 +82,14 @@ def execute(args: argparse.Namespace) -> int:
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
          "" if row["median_s"] is None else f"{row['median_s']:.2f}",
          " ".join(f"{c}={v}" for c, v in row["verdicts"].items()) or row["reason"])
-        for row in runner.summarize(report.results)
+        for row in runner.summarize(made.results)
     ]
     print(table.render(("scenario", "passed", "failed", "skipped", "median s", "verdicts"), rows))
-    failed = [r for r in report.results if r.status == "failed"]
+    failed = [r for r in made.results if r.status == "failed"]
     for r in failed[:5]:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
         if r.crash_traceback:  # a crash: the traceback too, not only inside results.json
             print(r.crash_traceback, file=sys.stderr, end="")
-    print(f"\n{len(report.results)} runs in {report.wall_time:.1f} s; results: {path}")
+    print(f"\n{len(made.results)} runs in {made.wall_time:.1f} s; results: {path}")
     print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
     return EXIT_FAILED if failed else EXIT_OK
