@@ -19,7 +19,6 @@ from _http import PATHS, drive
 from tcplab import Lab, Scenario, TcpState, Verdicts, watch
 from tcplab.httplab import HttpServer, running
 from tcplab.judges.closewait import ReturnWithoutClose
-from tcplab.kernel.diag import SockDiag
 from tcplab.leaks import LeakCheck
 
 scenario = Scenario(
@@ -35,11 +34,10 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         assert buggy.address is not None
         where = watch.WatchFilter(port=buggy.address.port, pid=os.getpid(),
                                   states=frozenset({TcpState.CLOSE_WAIT}))
-        with SockDiag() as diag:
-            before, check = watch.take(diag, where), LeakCheck()
-            leaked = tuple([await drive(lab, buggy, name) for name in PATHS])
-            found = [leak for leak in check.leaks() if leak.socket.state is TcpState.CLOSE_WAIT]
-            growth = watch.take(diag, where).close_wait_growth(before)
+        before, check = watch.take(lab.observer, where), LeakCheck()
+        leaked = tuple([await drive(lab, buggy, name) for name in PATHS])
+        found = [leak for leak in check.leaks() if leak.socket.state is TcpState.CLOSE_WAIT]
+        growth = watch.take(lab.observer, where).close_wait_growth(before)
     async with running(HttpServer(close_on_error=True)) as fixed:
         closed = tuple([await drive(lab, fixed, name) for name in PATHS])
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from judge_case import Case
 from tcplab.judges.closewait import (
+    FORKED,
+    ONE,
+    THREADS,
     KeepAliveCloser,
     KillTheOwner,
     LeakPair,
     LeakPath,
+    OwnerKill,
     PassiveCloseWait,
     PoolLeak,
     ReturnWithoutClose,
@@ -27,6 +31,9 @@ PAIR = dict(pair_seen=True, orphan_linger_s=1.0, orphan_timer_s=1.0, close_wait_
             watched_s=3.0, half_timer_s=None, half_pair_stayed=True, tcp_fin_timeout_s=60)
 POOL = dict(pool_size=4, close_wait=4, recv_q=(2001,) * 4, dry_before=True,
             dry_in_close_wait=True, waited_s=0.2, freed_by_closing=True, tidy_close_wait=4)
+ONE_OK = OwnerKill(ONE, 3, (100,), (100,), 1, (0,))
+THREADS_OK = OwnerKill(THREADS, 3, (200,), (200,), 4, (0,))
+FORKED_KEPT = OwnerKill(FORKED, 3, (300, 301), (300, 301), 1, (3, 0))
 KA = dict(idle_closed=1, server_path=(EST, FW2, TW), client_path=(EST, CW, LA, None),
           server_timewait_s=59.9, contrast_client_timewait_s=59.9,
           contrast_server_path=(EST, CW, LA, None))
@@ -69,16 +76,28 @@ CASES = [
          PoolLeak(**{**POOL, "dry_in_close_wait": False}), R, ("got a connection",)),  # type: ignore[arg-type]
     Case("C21", "the server never closed them: no CLOSE_WAIT",
          PoolLeak(**{**POOL, "close_wait": 0}), R, ("0 of 4",)),  # type: ignore[arg-type]
-    Case("C24", "one holder: killing it released all three",
-         KillTheOwner(3, (100,), (1, 1, 1), (0,)), C, ("0 left after 1 kill",)),
-    Case("C24", "two holders, and killing the first released them all",
-         KillTheOwner(3, (100, 101), (2, 2, 2), (0, 0)), C),
-    Case("C24", "two holders (fork): the first kill released none, the second all",
-         KillTheOwner(3, (100, 101), (2, 2, 2), (3, 0)), P, ("3 left after 1 kill", "last holder")),
-    Case("C24", "the scan named only one of the two holders",
-         KillTheOwner(3, (100, 101), (1, 1, 1), (3, 0)), R),
-    Case("C24", "killing every holder left CLOSE_WAIT",
-         KillTheOwner(3, (100,), (1, 1, 1), (3,)), R, ("3 left",)),
+    Case("C24", "a single process, a threaded one and a forked server: the server's child "
+         "inherited the sockets and kept them after the server's death",
+         KillTheOwner((ONE_OK, THREADS_OK, FORKED_KEPT)), P,
+         ("3 left after 1 kill, 0 left after 2 kills", "4 threads of pid 200", "last process")),
+    Case("C24", "the forked server's child had closed its inherited fds: one kill freed all",
+         KillTheOwner((ONE_OK, THREADS_OK, OwnerKill(FORKED, 3, (300, 301), (300, 301), 1, (0, 0)))), C,
+         ("0 left after 1 kill",)),
+    Case("C24", "no forked owner tried: the single and threaded owners alone",
+         KillTheOwner((ONE_OK, THREADS_OK)), C, ("inherited fds not tried",)),
+    Case("C24", "killing the single owner left its sockets",
+         KillTheOwner((OwnerKill(ONE, 3, (100,), (100,), 1, (3,)), THREADS_OK, FORKED_KEPT)), R,
+         ("3 left after 1 kill",)),
+    Case("C24", "killing the threaded owner left them (a thread survived with the fd table)",
+         KillTheOwner((ONE_OK, OwnerKill(THREADS, 3, (200,), (200,), 4, (3,)), FORKED_KEPT)), R),
+    Case("C24", "the threaded owner not tried",
+         KillTheOwner((ONE_OK, FORKED_KEPT)), R),
+    Case("C24", "the scan did not name the server's child",
+         KillTheOwner((ONE_OK, THREADS_OK, OwnerKill(FORKED, 3, (300, 301), (300,), 1, (3, 0)))), R,
+         ("the scan named [300]",)),
+    Case("C24", "killing the server and its child left CLOSE_WAIT",
+         KillTheOwner((ONE_OK, THREADS_OK, OwnerKill(FORKED, 3, (300, 301), (300, 301), 1, (3, 3)))), R),
+    Case("C24", "nothing tried", KillTheOwner(()), R, ("no owner tried",)),
     Case("C39", "the server holds TIME_WAIT; a client closing after its FIN_WAIT2 ran out: none",
          KeepAliveCloser(**KA, late_fin_wait2_s=1.0, late_server_path=(EST, FW2, None),  # type: ignore[arg-type]
                          late_server_timewait_s=None), P, ("no TIME_WAIT",)),

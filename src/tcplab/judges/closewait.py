@@ -220,41 +220,81 @@ def c21(m: PoolLeak) -> Judgement:
 
 # -- C24 ------------------------------------------------------------------------------------
 
+#: The three kinds of owner C24 is tried on.
+ONE, THREADS, FORKED = "one process", "threads", "forked child"
+
+
+@dataclass(frozen=True)
+class OwnerKill:
+    """CLOSE_WAIT sockets held by one kind of owner; who the /proc/*/fd scan (what lsof
+    reads on Linux) names as holding them; what killing the named processes leaves."""
+
+    #: ONE, THREADS or FORKED
+    owner: str
+    sockets: int
+    #: the processes that hold them (the truth: the processes the experiment started;
+    #: FORKED: the server first, then the child it started)
+    holders: tuple[int, ...]
+    #: the pids the scan named as holding every one of the sockets
+    named: tuple[int, ...]
+    #: threads (tasks) of the first holder that list the sockets in /proc/PID/task/TID/fd
+    threads: int
+    #: CLOSE_WAIT sockets left after each kill, holders killed in order (index 0: after
+    #: killing the first holder, the process a person would kill)
+    left_after_kill: tuple[int, ...]
+
 
 @dataclass(frozen=True)
 class KillTheOwner:
-    """CLOSE_WAIT sockets held by processes (shared, as by a forked server); the owners
-    found from /proc/*/fd (what lsof reads), then the holders killed one at a time."""
+    """C24 tried on each kind of owner in the same run."""
 
-    sockets: int
-    #: the processes holding them
-    holders: tuple[int, ...]
-    #: per socket, how many of the holders the /proc/*/fd scan named
-    named: tuple[int, ...]
-    #: CLOSE_WAIT sockets left after each kill (index 0: after the first holder died)
-    left_after_kill: tuple[int, ...]
+    owners: tuple[OwnerKill, ...]
 
 
 @judge("C24", C, P, R)
 def c24(m: KillTheOwner) -> Judgement:
-    """The owner is found, and killing it releases every CLOSE_WAIT socket it held.
+    """The scan names the owner, and killing it releases every CLOSE_WAIT socket it held.
 
-    Partly when the sockets are shared and killing one holder leaves them: they go only
-    with the last holder, a condition the claim leaves out (forked servers share sockets)."""
-    found = m.sockets > 0 and len(m.named) == m.sockets and all(
-        n == len(m.holders) for n in m.named)
-    left = m.left_after_kill
-    released = bool(left) and left[-1] == 0
-    verdict = R if not (found and released) else C if left[0] == 0 else P
-    kills = ", ".join(f"{n} left after {i + 1} kill{'s' if i else ''}" for i, n in enumerate(left))
-    return Judgement(
-        verdict,
-        f"{m.sockets} CLOSE_WAIT sockets held by {len(m.holders)} process(es) "
-        f"{list(m.holders)}; /proc/*/fd named {list(m.named)} holder(s) per socket; "
-        f"killing the holders one at a time: {kills or 'nobody killed'}"
-        + ("; a socket shared by several processes goes only with its last holder"
-           if verdict is P else ""),
-    )
+    Tried on a single process, on a multi-threaded one (seed 003's listing, from Linux 2.4,
+    most likely shows two LinuxThreads threads: each had its own pid, and a thread killed
+    by a signal made the thread manager send that signal to all the others, linuxthreads
+    manager.c ``pthread_reap_children``), and on a server whose child inherited the sockets.
+    Refuted when killing a single or multi-threaded owner leaves them, or when the scan
+    misses a holder; partly when only the inherited copy survives the server's death (the
+    article leaves out inherited fds: a socket goes with the last process holding it,
+    ``__fput`` -> ``sock_close``)."""
+    by = {o.owner: o for o in m.owners}
+
+    def found(o: OwnerKill) -> bool:
+        return o.sockets > 0 and sorted(o.named) == sorted(o.holders)
+
+    def freed(o: OwnerKill) -> bool:
+        return bool(o.left_after_kill) and o.left_after_kill[0] == 0
+
+    one, threads, forked = by.get(ONE), by.get(THREADS), by.get(FORKED)
+    plain = [o for o in (one, threads) if o is not None]
+    if len(plain) < 2 or not all(found(o) and freed(o) for o in plain):
+        verdict = R
+    elif forked is None or (found(forked) and freed(forked)):
+        verdict = C
+    elif found(forked) and forked.left_after_kill[-1] == 0:
+        verdict = P
+    else:
+        verdict = R
+
+    def text(o: OwnerKill) -> str:
+        kills = ", ".join(f"{n} left after {i + 1} kill{'s' if i else ''}"
+                          for i, n in enumerate(o.left_after_kill))
+        tasks = f" ({o.threads} threads of pid {o.holders[0]} list them)" if (
+            o.owner == THREADS and o.holders) else ""
+        return (f"{o.owner}: {o.sockets} sockets held by {list(o.holders)}, the scan named "
+                f"{list(o.named)}{tasks}; {kills or 'nobody killed'}")
+
+    tried = "; ".join(text(o) for o in m.owners) or "no owner tried"
+    tail = ("; the child's inherited copies outlived the server: a socket goes only with "
+            "the last process holding it" if verdict is P else
+            "; inherited fds not tried" if forked is None and verdict is C else "")
+    return Judgement(verdict, tried + tail)
 
 
 # -- C39 ------------------------------------------------------------------------------------
