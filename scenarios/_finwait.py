@@ -28,8 +28,9 @@ import trio
 from _segments import drain, pair
 from _shortconn import exchange, open_listener
 from tcplab import TcpState
+from tcplab.expect import eventually
 from tcplab.judges.segments import FinWaitSampling
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 
 S = TcpState
 SMALL = 4096
@@ -72,9 +73,9 @@ async def workload(name: str, n: int, stagger: float, delay: float, *,
 
     async def sample() -> None:
         nonlocal samples
-        with SockDiag() as diag:
+        with DiagObserver() as observer:
             while not done.is_set():
-                for r in diag.dump(states=list(seen), port=port, families=(socket.AF_INET,)):
+                for r in observer.snapshot(states=list(seen), port=port):
                     seen[r.state] += 1
                     conns[r.state].add(r.four_tuple.local.port)
                 samples += 1
@@ -87,10 +88,10 @@ async def workload(name: str, n: int, stagger: float, delay: float, *,
             for _ in range(n):
                 closers.start_soon(peer, *pair(listener))
                 await trio.sleep(stagger)
-        with SockDiag() as diag:  # every close finished: nothing but TIME_WAIT left
-            with trio.fail_after(10):
-                while any(r.state not in (S.TIME_WAIT, S.LISTEN) for r in diag.dump(port=port)):
-                    await trio.sleep(SAMPLE_S)
+        with DiagObserver() as observer:  # every close finished: nothing but TIME_WAIT left
+            await eventually(lambda: all(r.state in (S.TIME_WAIT, S.LISTEN)
+                                         for r in observer.snapshot(port=port)),
+                             timeout=10, what="every close to finish")
         done.set()
     listener.close()
     return FinWaitSampling(name, n, samples, time.monotonic() - started, seen[S.FIN_WAIT1],

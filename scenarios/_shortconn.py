@@ -19,7 +19,7 @@ import trio
 
 from tcplab import End, Lab, TcpState
 from tcplab.expect import reaches
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 
 REQUEST = b"GET-ITEM 42\n"
 RESPONSE = b"ITEM 42 " + b"x" * 200 + b"\n"
@@ -117,8 +117,9 @@ def median(values: list[float]) -> float:
 def count_time_wait(port: int | None = None, *, local_ports: frozenset[int] | None = None) -> int:
     """TIME_WAIT sockets with ``port`` at either end (any if None), or whose local port is
     one of ``local_ports``."""
-    with SockDiag() as diag:
-        records = diag.dump(states=[TcpState.TIME_WAIT], port=port, families=(socket.AF_INET,))
+    with DiagObserver() as observer:
+        records = [r for r in observer.snapshot(states=[TcpState.TIME_WAIT], port=port)
+                   if r.family == socket.AF_INET]
     if local_ports is None:
         return len(records)
     return sum(1 for r in records if r.four_tuple.local.port in local_ports)

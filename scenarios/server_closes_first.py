@@ -21,7 +21,7 @@ from _shortconn import (
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import eventually
 from tcplab.judges.segments import WhereTimeWaitGathers
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 
 N = 200
 scenario = Scenario(
@@ -34,8 +34,8 @@ scenario = Scenario(
 
 def time_wait_by_side(port: int) -> list[int]:
     """[at the server, at the clients] once every close on ``port`` is over; else []."""
-    with SockDiag() as diag:
-        records = [r for r in diag.dump(port=port) if r.state is not TcpState.LISTEN]
+    with DiagObserver() as observer:
+        records = [r for r in observer.snapshot(port=port) if r.state is not TcpState.LISTEN]
     if any(r.state is not TcpState.TIME_WAIT for r in records):
         return []
     at_server = sum(r.four_tuple.local.port == port for r in records)
