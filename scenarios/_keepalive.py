@@ -1,7 +1,7 @@
 """Keepalive against a dead peer, and CLOSE_WAIT sockets left to it: how long until the kernel
 gives up, and what it did meanwhile. Measured only: the judges (tcplab.judges.timers) decide.
 
-The peer is made dead with ``_filters.deafen`` on its socket: it stays in the kernel's
+The peer is made dead with ``packets.deafen`` on its socket: it stays in the kernel's
 tables, ESTABLISHED, but every segment addressed to it is discarded before TCP sees it, like
 a host that lost power or a cable that was cut. That is deterministic, silent and touches
 nothing else: this kernel has no netem (tc cannot drop packets on ``lo``), and taking ``lo``
@@ -22,9 +22,9 @@ from typing import Any
 
 import trio
 
-from _filters import deafen
 from tcplab import Connection, End, Lab, SocketRecord, TcpState, TimerKind
 from tcplab.expect import ExpectationFailed, eventually, reaches
+from tcplab.kernel.packets import deafen
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
 
@@ -137,7 +137,7 @@ def error_of(found: Detection) -> tuple[float | None, str | None]:
 
 
 def silence(end: End) -> None:
-    """``end`` falls silent: every segment to it is dropped from now on (``_filters``)."""
+    """``end`` falls silent: every segment to it is dropped from now on (``packets.deafen``)."""
     deafen(end.sock)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -28,8 +29,8 @@ from tcplab import Connection, End, Lab, Listener, TcpState
 from tcplab.expect import ExpectationFailed, eventually, reaches
 from tcplab.judges.timewait import SameTupleTry
 from tcplab.kernel import sysctl
+from tcplab.kernel.packets import Segment, Tap, TcpFlags, inject
 from tcplab.kernel.procfs import counter_delta, netstat_counters
-from tcplab.kernel.segments import Capture, Segment, inject
 from tcplab.ports import errno_name, usable
 
 S = TcpState
@@ -73,6 +74,14 @@ async def _replay(segment: Segment) -> dict[str, int]:
     return await eventually(moved, what="the kernel's reaction to the replayed segment")
 
 
+async def _captured(tap: Tap, what: str, match: Callable[[Segment], bool]) -> Segment:
+    """The first segment ``tap`` saw that ``match``es (waits up to 5 s; a precondition)."""
+    found = await tap.first(match, timeout=5.0)
+    if found is None:
+        raise ExpectationFailed(f"{what} was not captured ({len(tap.seen)} segments seen)")
+    return found
+
+
 async def _received(conn: Connection, marker: bytes) -> bytes:
     """Everything the client reads up to and including ``marker`` sent by the server."""
     await conn.server.send(marker)
@@ -92,16 +101,17 @@ async def same_tuple(lab: Lab, path: str, address: str | None) -> dict[str, Any]
     if usable([listener]) != 1:
         raise ExpectationFailed(f"expected one usable ephemeral port, have {usable([listener])}")
     stale = b"OLD INCARNATION " + os.urandom(8).hex().encode()
-    with Capture("lo") as capture:
+    with Tap("lo") as tap:
         old = await _open(lab, listener, 0 if path == "bind" else -1)
         port = old.client.four_tuple.local.port
         await _received(old, stale)
-        dup = await capture.wait_for(lambda s: s.payload == stale)
+        dup = await _captured(tap, "the marked segment", lambda s: s.data == stale)
         await old.client.close()
         await old.server.read_eof()
         await old.server.close()
         await reaches(old.client, S.TIME_WAIT)
-        fin = await capture.wait_for(lambda s: bool(s.flags & 1) and s.src.port == port)
+        fin = await _captured(tap, "the client's FIN",
+                              lambda s: TcpFlags.FIN in s.flags and s.src.port == port)
         entered, started = time.monotonic(), lab.clock()
         new: Connection | None = None
         first_errno: int | None = None
@@ -116,7 +126,8 @@ async def same_tuple(lab: Lab, path: str, address: str | None) -> dict[str, Any]
             counters = await _replay(dup)
             return {"errno": errno_name(first_errno or 0), "counters": counters,
                     "time_wait_then": _state(old.client), **_settings(path, lab)}
-        syn = await capture.wait_for(lambda s: s.flag_names == "SYN" and s.seen >= entered)
+        syn = await _captured(tap, "the new SYN",
+                              lambda s: s.flags == TcpFlags.SYN and s.t >= entered)
         counters = await _replay(dup)
         got = await _received(new, b"NEW INCARNATION")
         return {"errno": None if first_errno is None else errno_name(first_errno),

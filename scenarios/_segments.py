@@ -2,7 +2,7 @@
 every close went (segments scenario, C04).
 
 The connections are plain blocking sockets on loopback in the scenario's private namespace
-(hundreds in a second); a raw socket (``_rawtcp``) sees every segment once. The passive
+(hundreds in a second); a ``packets.Tap`` sees every segment once, as it is sent. The passive
 side is always the server; the client closes first. The ways differ only in what the
 server's application does after the FIN, which is what decides on Linux whether its FIN can
 carry the ACK: on a FIN the kernel delays its ACK (``tcp_fin`` enters pingpong mode,
@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable
 
 import trio
 
-from _rawtcp import ACK, FIN, SYN, RawTcp, Segment
 from _shortconn import REQUEST, RESPONSE
 from tcplab import TcpState
 from tcplab.judges.segments import CloseWay
 from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.packets import Segment, Tap, TcpFlags
 
-SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+ACK, FIN, SYN = TcpFlags.ACK, TcpFlags.FIN, TcpFlags.SYN
 #: the work the server does before closing in the ``work`` way: longer than TCP_DELACK_MAX
 WORK_S = 0.25
 
@@ -75,7 +75,7 @@ def reply_then_close(client: socket.socket, server: socket.socket) -> None:
     client.close()
 
 
-async def one_by_one(listener: socket.socket, raw: RawTcp,
+async def one_by_one(listener: socket.socket, tap: Tap,
                      way: Callable[[socket.socket, socket.socket], None],
                      n: int) -> list[int]:
     """``n`` connections closed ``way``, one after another; their client ports."""
@@ -84,7 +84,7 @@ async def one_by_one(listener: socket.socket, raw: RawTcp,
         client, server = pair(listener)
         ports.append(client.getsockname()[1])
         way(client, server)
-        raw.segments()  # keep the raw socket's queue short
+        tap.segments()  # keep the packet socket's queue short
         await trio.lowlevel.checkpoint()
     return ports
 
@@ -103,18 +103,14 @@ async def after_work(listener: socket.socket, n: int) -> list[int]:
     return ports
 
 
-def big_raw(raw: RawTcp) -> RawTcp:
-    raw.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 8 << 20)
-    return raw
-
-
 def classify(way: str, ports: Iterable[int], segments: list[Segment],
              server_port: int) -> tuple[CloseWay, int, int]:
     """How each connection (by client port) closed; and of their handshakes, how many were
     captured and how many were exactly SYN, SYN|ACK, ACK."""
     by_port: dict[int, list[Segment]] = {}
     for s in segments:
-        key = s.sport if s.dport == server_port else s.dport if s.sport == server_port else None
+        sport, dport = s.src.port, s.dst.port
+        key = sport if dport == server_port else dport if sport == server_port else None
         if key is not None:
             by_port.setdefault(key, []).append(s)
     apart = together = handshakes = three = 0
@@ -123,17 +119,18 @@ def classify(way: str, ports: Iterable[int], segments: list[Segment],
         segs = by_port.get(port, [])
         if segs:
             handshakes += 1
-            shape = [(s.sport == server_port, s.flags & (SYN | ACK | FIN), s.payload) for s in segs[:3]]
+            shape = [(s.src.port == server_port, s.flags & (SYN | ACK | FIN), s.payload)
+                     for s in segs[:3]]
             three += shape == [(False, SYN, 0), (True, SYN | ACK, 0), (False, ACK, 0)]
-        fin = next((s for s in segs if s.sport == port and s.flags & FIN), None)
+        fin = next((s for s in segs if s.src.port == port and FIN in s.flags), None)
         if fin is None:
             continue
         end = (fin.seq + fin.payload + 1) & 0xFFFFFFFF
-        answer = next((s for s in segs[segs.index(fin) + 1:] if s.sport == server_port
-                       and s.flags & ACK and s.ack == end), None)
+        answer = next((s for s in segs[segs.index(fin) + 1:] if s.src.port == server_port
+                       and ACK in s.flags and s.ack == end), None)
         if answer is not None:
-            together += bool(answer.flags & FIN)
-            apart += not answer.flags & FIN
+            together += FIN in answer.flags
+            apart += FIN not in answer.flags
     return CloseWay(way, len(ports), apart, together), handshakes, three
 
 

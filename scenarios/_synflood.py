@@ -3,7 +3,7 @@
 Shared by the synflood scenarios (one per tcp_syncookies setting, each in a network namespace
 of its own: the setting and the counters are per namespace). The flood comes from the lab's
 address (127.0.0.1): ``count`` non-blocking connect() calls in a row, whose final ACKs the
-listener's socket filter drops (``_filters.accept_only_syns_from``), so their request sockets
+listener's socket filter drops (``packets.accept_only_syns_from``), so their request sockets
 are held in SYN_RECV on purpose, as behind a spoofed SYN flood, while those clients think they
 are ESTABLISHED. Then ``legit`` clients connect from another loopback address (127.0.0.2),
 whose segments all pass: do they complete while the flood's requests fill the SYN queue?
@@ -22,12 +22,12 @@ from typing import Any
 
 import trio
 
-from _filters import accept_only_syns_from
 from tcplab import Lab, TcpState
 from tcplab.expect import within
 from tcplab.judges.tuning import SynBacklog, SynCookies
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.kmsg import KernelLog
+from tcplab.kernel.packets import accept_only_syns_from
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 S = TcpState

@@ -2,7 +2,7 @@
 connection (the kernel's request socket) stays in SYN_RECV. Shared setup of syn_recv.py.
 
 * ``ordinary``: nothing in the way; the trace times SYN_RECV (snapshots cannot catch it).
-* ``withheld``: the listener drops every segment but SYNs (``_filters.accept_only_syns``):
+* ``withheld``: the listener drops every segment but SYNs (``packets.accept_only_syns``):
   the client's final ACK never reaches the server, as when a client withholds it.
 * ``full_queue``: the client's final ACK does reach the server, but the accept queue is full
   (backlog 1: two queued; one connection already waits there, unaccepted). Two handshakes
@@ -16,15 +16,14 @@ connection (the kernel's request socket) stays in SYN_RECV. Shared setup of syn_
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 
 import trio
 
-from _filters import SO_DETACH_FILTER, accept_only_syns
 from _leaves import stays
 from tcplab import End, Lab, Listener, TcpState
 from tcplab.expect import eventually, reaches, segments, within
+from tcplab.kernel.packets import accept_only_syns, detach
 
 S = TcpState
 HOLD = 1.0
@@ -72,7 +71,7 @@ async def full_queue(lab: Lab) -> tuple[float, int | None]:
     pending = [await _handshake(lab, listener) for _ in range(2)]
     for server in pending:
         await reaches(server, S.SYN_RECV)
-    listener.sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)  # ACKs get through again
+    detach(listener.sock)  # ACKs get through again
     lifted = lab.clock()
 
     def full() -> bool:

@@ -6,7 +6,7 @@ closing four, because the passive side's ACK of the FIN and its own FIN usually 
 apart (it may still have data to send). Here ``N`` connections are closed in each of four
 ways, differing in what the server's application does after the client's FIN: it closes at
 once (close(), or shutdown(SHUT_WR) on both sides), it still sends a reply then closes, or
-it works for ``WORK_S`` first. A raw socket captures every segment; for each close, the
+it works for ``WORK_S`` first. A packet tap captures every segment; for each close, the
 server's first segment acknowledging the FIN either carries the server's FIN too (three
 segments) or not (four). The kernel's own count of segments sent (Tcp.OutSegs, this
 private namespace only) must equal the capture's: nothing was missed. One connection goes
@@ -16,11 +16,11 @@ through the lab too, for the report's drawing.
 from __future__ import annotations
 
 import _segments as way
-from _rawtcp import RawTcp
 from _shortconn import drawn_example, open_listener
 from tcplab import Lab, Scenario, Verdicts
 from tcplab.expect import eventually
 from tcplab.judges.segments import SegmentCounts
+from tcplab.kernel.packets import Tap
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 N = 50
@@ -36,17 +36,17 @@ scenario = Scenario(
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     listener = open_listener()
     port = listener.getsockname()[1]
-    with way.big_raw(RawTcp()) as raw:
-        before, mark = netstat_counters(), len(raw.segments())
-        ways = {"server closes at once": await way.one_by_one(listener, raw, way.at_once, N),
+    with Tap() as tap:
+        before, mark = netstat_counters(), len(tap.segments())
+        ways = {"server closes at once": await way.one_by_one(listener, tap, way.at_once, N),
                 "both shutdown(), server at once":
-                    await way.one_by_one(listener, raw, way.shutdown_at_once, N),
+                    await way.one_by_one(listener, tap, way.shutdown_at_once, N),
                 "server sends a reply, then closes":
-                    await way.one_by_one(listener, raw, way.reply_then_close, N),
+                    await way.one_by_one(listener, tap, way.reply_then_close, N),
                 "server works 0.25 s, then closes": await way.after_work(listener, N)}
         await eventually(lambda: way.settled(port), what="every close to finish")
         counted = counter_delta(before, netstat_counters()).get("Tcp.OutSegs", 0)
-        captured = raw.segments()[mark:]
+        captured = tap.segments()[mark:]
     listener.close()
     results = [way.classify(name, ports, captured, port) for name, ports in ways.items()]
     await drawn_example(lab, requests=0, closer="client")

@@ -15,13 +15,12 @@ the error the server's application reads once the next answer reaches it.
 
 from __future__ import annotations
 
-from _filters import deafen
 from _leaves import state_of
-from _rawtcp import RawTcp
 from _refin import resent_fin_answer
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
 from tcplab.expect import gone, reaches
 from tcplab.judges.segments import ResentFin
+from tcplab.kernel.packets import Tap, deafen
 
 S = TcpState
 scenario = Scenario(
@@ -35,11 +34,11 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    with RawTcp() as raw:
+    with Tap() as tap:
         normal = await lab.connect()
         await normal.client.close()  # FIN
         await reaches(normal.server, S.CLOSE_WAIT)
-        tw = await resent_fin_answer(raw, normal)
+        tw = await resent_fin_answer(tap, normal)
 
         skipped = await lab.connect()
         await skipped.client.send_eof()  # FIN, as in case 1 ...
@@ -47,8 +46,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         deafen(skipped.server.sock)  # ... but the RST below is lost like case 1's last ACK
         await skipped.client.abort()
         await gone(skipped.client)  # nothing left in the tables: the precondition of case 2
-        closed = await resent_fin_answer(raw, skipped)
-        verdicts.note("segments", [s.describe() for s in raw.seen])
+        closed = await resent_fin_answer(tap, skipped)
+        verdicts.note("segments", [s.describe() for s in tap.seen])
 
     # the timer read after the answer is later than it would be without a restart (a note)
     b, a = tw.before, tw.after

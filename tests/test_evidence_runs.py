@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tcplab.kernel import capture, trace
+from tcplab.kernel import packets, trace
 from tcplab.recording import FIN_SLACK
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ SCENARIOS = ("graceful-close", "close-wait-leak", "all-states", "fin-wait2-timeo
              "server-closes-first", "half-close", "linger-abort")
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(trace.available() is not None or capture.available() is not None,
+    pytest.mark.skipif(trace.available() is not None or packets.available() is not None,
                        reason=f"needs tracefs and CAP_NET_RAW ({trace.available()})"),
 ]
 

@@ -7,13 +7,13 @@ import trio
 
 from tcplab import Lab, TcpState
 from tcplab.expect import holds, reaches, segments, traced_path
-from tcplab.kernel import capture, trace
+from tcplab.kernel import packets, trace
 from tcplab.recording import Recording
 
 S = TcpState
 pytestmark = [
     pytest.mark.root,
-    pytest.mark.skipif(trace.available() is not None or capture.available() is not None,
+    pytest.mark.skipif(trace.available() is not None or packets.available() is not None,
                        reason=f"needs tracefs and CAP_NET_RAW ({trace.available()})"),
 ]
 

@@ -12,14 +12,14 @@ import pytest
 
 from tcplab import Lab, TcpState, sources
 from tcplab.expect import reaches
-from tcplab.kernel import capture, trace
+from tcplab.kernel import packets, trace
 from tcplab.kernel.source import Source
 from tcplab.kernel.trace import TraceEvent
 from tcplab.recording import Recording
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "tcplab"
 S = TcpState
-root_only = pytest.mark.skipif(trace.available() is not None or capture.available() is not None,
+root_only = pytest.mark.skipif(trace.available() is not None or packets.available() is not None,
                                reason="needs tracefs and CAP_NET_RAW")
 
 

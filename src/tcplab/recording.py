@@ -40,8 +40,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tcplab.kernel.capture import Segment, SegmentCapture
 from tcplab.kernel.model import Address, FourTuple, TimerKind
+from tcplab.kernel.packets import Segment, SegmentCapture, TcpFlags
 from tcplab.kernel.source import Source, SourceUnavailable
 from tcplab.kernel.trace import TraceEvent, TransitionRecorder
 from tcplab.sources import SnapshotSource, make
@@ -58,7 +58,7 @@ READ_INTERVAL = 0.01  # seconds the reader thread waits for the kernel between d
 #: How much later than a traced move a captured segment may be stamped and still count as
 #: having reached the end before it. On loopback a segment is captured as it leaves, and the
 #: receiver processes it some 5-50 µs later; the two clocks are lined up to well under a
-#: microsecond (``capture.clock_offset_ns``). An orphan that closes just before the peer's
+#: microsecond (``packets.clock_offset_ns``). An orphan that closes just before the peer's
 #: FIN (the lab closing both ends at once) sees that FIN about 8 µs after its move.
 FIN_SLACK = 2e-6
 
@@ -348,14 +348,15 @@ class Recording:
     def _segment_event(self, owner: _Owner, seg: Segment, own_isn: int, peer_isn: int) -> Event:
         label, peer = owner.label, owner.peer_label
         rel_seq = (seg.seq - own_isn) % (1 << 32)
-        rel_ack = (seg.ack - peer_isn) % (1 << 32) if "ACK" in seg.flag_set else None
-        text = f"{seg.flags} seq={rel_seq}"
+        rel_ack = (seg.ack - peer_isn) % (1 << 32) if TcpFlags.ACK in seg.flags else None
+        flags = seg.flags.text()
+        text = f"{flags} seq={rel_seq}"
         text += f" ack={rel_ack}" if rel_ack is not None else ""
         text += f" len={seg.payload}" if seg.payload else ""
         text += f" win={seg.window}"
         return Event(seg.t - self._started, label, "capture", "segment",
                      f"{label} -> {peer}: {text}",
-                     data={"direction": f"{label}->{peer}", "flags": seg.flags, "seq": rel_seq,
+                     data={"direction": f"{label}->{peer}", "flags": flags, "seq": rel_seq,
                            "ack": rel_ack, "len": seg.payload, "win": seg.window})
 
     def _settle(self, owner: _Owner, segments: tuple[list[Segment], list[Segment]]) -> None:
@@ -365,7 +366,7 @@ class Recording:
         still = []
         for filed, ev, since in owner.pending:
             own, peer = ([s for s in segs if s.t > since] for segs in segments)
-            if any("FIN" in s.flag_set for s in peer if s.t <= ev.t + FIN_SLACK):
+            if any(TcpFlags.FIN in s.flags for s in peer if s.t <= ev.t + FIN_SLACK):
                 events = owner.timeline.events
                 events[events.index(filed)] = _as_time_wait(filed, ev)
                 continue
@@ -399,7 +400,7 @@ class Recording:
         # earlier connection on the same four-tuple is not this one's).
         since = max((e.t for e in mine[:index] if e.new is S.ESTABLISHED), default=float("-inf"))
         peer = [s for s in segments[1] if s.t > since]
-        fin_before = any("FIN" in s.flag_set for s in peer if s.t <= ev.t + FIN_SLACK)
+        fin_before = any(TcpFlags.FIN in s.flags for s in peer if s.t <= ev.t + FIN_SLACK)
         if ev.old is S.CLOSING or (self.capture is not None and fin_before):
             substate = S.TIME_WAIT
         elif self.capture is not None:
@@ -447,11 +448,11 @@ def _timewait_fate(closed: float, own: list[Segment], peer: list[Segment]) -> tu
     segment of the peer after it that carries a FIN or data decides (tcp_timewait_state_process).
     A bare FIN moves it to TIME_WAIT; data makes it answer RST and vanish. None: neither seen."""
     for seg in peer:
-        if seg.t <= closed + FIN_SLACK or not ("FIN" in seg.flag_set or seg.payload):
+        if seg.t <= closed + FIN_SLACK or not (TcpFlags.FIN in seg.flags or seg.payload):
             continue
-        if "FIN" in seg.flag_set and not seg.payload:
+        if TcpFlags.FIN in seg.flags and not seg.payload:
             return seg.t, S.TIME_WAIT, "the peer's FIN reached the timewait socket"
-        rst = next((s for s in own if s.t >= seg.t and "RST" in s.flag_set), None)
+        rst = next((s for s in own if s.t >= seg.t and TcpFlags.RST in s.flags), None)
         if rst is not None:
             return rst.t, S.CLOSED, "the peer sent data to the timewait socket, which answered RST"
         return None
@@ -461,7 +462,7 @@ def _timewait_fate(closed: float, own: list[Segment], peer: list[Segment]) -> tu
 def _initial_seq(segments: list[Segment]) -> int:
     """The sender's initial sequence number: its SYN's, else its first segment's."""
     for seg in segments:
-        if "SYN" in seg.flag_set:
+        if TcpFlags.SYN in seg.flags:
             return seg.seq
     return segments[0].seq if segments else 0
 

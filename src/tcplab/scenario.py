@@ -29,7 +29,7 @@ import trio
 
 from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable, first_leaf
 from tcplab.expect import ExpectationFailed
-from tcplab.kernel import capture, netns, sysctl, trace
+from tcplab.kernel import netns, packets, sysctl, trace
 from tcplab.lab import Lab
 from tcplab.recording import Recording, connection_evidence, flow_evidence
 from tcplab.verdict import Verdicts
@@ -68,7 +68,7 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
         "needs root with CAP_SYS_ADMIN (network namespaces, tracefs, raw packets): run as root",
     ),
     "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
-    "capture": (lambda: capture.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
+    "capture": (lambda: packets.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
     "netstat": _command("netstat"),  # package net-tools
     "lsof": _command("lsof"),
 }

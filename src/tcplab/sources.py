@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tcplab.kernel.capture import SegmentCapture
 from tcplab.kernel.model import FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.packets import SegmentCapture
 from tcplab.kernel.source import Source, SourceUnavailable
 from tcplab.kernel.trace import TransitionRecorder
 

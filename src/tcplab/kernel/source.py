@@ -2,7 +2,7 @@
 
 A source is something of the kernel that a run can listen to: sock_diag snapshots
 (``tcplab.sources.SnapshotSource``), the tracefs transitions (``kernel.trace``), the
-AF_PACKET segments (``kernel.capture``). The recording (``tcplab.recording``) opens the
+AF_PACKET segments (``kernel.packets``). The recording (``tcplab.recording``) opens the
 sources named in the registry (``tcplab.sources.REGISTRY``), tells each about the ports the
 lab opens, waits on their file descriptors and files what ``read`` returns. A new source
 (an eBPF program, say) is one module with a class that fits ``Source`` plus one registry
