@@ -4,7 +4,10 @@
 precondition: connect() then fails with EADDRNOTAVAIL), every connection is turned into one
 kind of holder (client TIME_WAIT, client CLOSE_WAIT, or server TIME_WAIT: the accept side),
 and the probe then asks for new connections to A again and again for ``WINDOW`` seconds,
-and once to listener B (another destination).
+and once to listener B (another destination). Both listeners sit on 127.0.0.1, or on
+``NETWORK`` (RFC 5737 TEST-NET-1, put on this private namespace's ``lo``): an address
+outside 127/8, which tcp_tw_reuse=2 does not count as loopback (``tcp_twsk_unique``), so
+it stands for a real network.
 
 ``count``: connections to one listener until connect() refuses, in whatever range the
 probe's namespace was given: the scaled-down stand-ins for the article's two ranges.
@@ -34,6 +37,7 @@ S = TcpState
 PROBE = __file__  # run_isolated loads the probes from this file
 WINDOW = 2.0  # seconds of retries: twice tcp_tw_reuse_delay's default
 NARROW = {"net.ipv4.ip_local_port_range": "40000 40007"}
+NETWORK = "192.0.2.1"
 
 
 async def server_closes_first(conn: Connection) -> SocketRecord:
@@ -50,8 +54,12 @@ HOLD = {"client TIME_WAIT": (active_close, S.TIME_WAIT),
         "server TIME_WAIT": (server_closes_first, S.TIME_WAIT)}
 
 
-async def holders(lab: Lab, kind: str) -> dict[str, Any]:
-    """Probe: fill the range, turn every connection into a ``kind`` holder, ask again."""
+async def holders(lab: Lab, kind: str, address: str | None = None) -> dict[str, Any]:
+    """Probe: fill the range, turn every connection into a ``kind`` holder, ask again
+    (``address``: where both listeners sit; None: 127.0.0.1)."""
+    if address is not None:
+        await trio.run_process(["ip", "addr", "add", f"{address}/32", "dev", "lo"])
+        lab.host = address
     a, b = await lab.listen(backlog=64), await lab.listen(backlog=64)
     ports = usable([a, b])
     held, err = await connect_until_refused(lab, a, ports)
@@ -74,7 +82,7 @@ async def holders(lab: Lab, kind: str) -> dict[str, Any]:
     _, other = await try_connect(lab, b)
     return {"kind": kind, "count": ports, "tw_reuse": sysctl.read("net.ipv4.tcp_tw_reuse"),
             "errno": None if first is None else errno_name(first), "reopened": reopened,
-            "last_after_s": round(after, 3), "other_destination": errno_name(other)}
+            "last_after_s": round(after, 3), "other_destination": errno_name(other), "address": lab.host}
 
 
 async def count(lab: Lab) -> dict[str, Any]:
@@ -95,4 +103,5 @@ def range_count(r: dict[str, Any]) -> RangeCount:
 def as_try(r: dict[str, Any]) -> HolderTry:
     """A ``holders`` answer as the judge's record."""
     return HolderTry(r["kind"], int(r["tw_reuse"]), r["count"], r["errno"], r["reopened"],
-                     r["last_after_s"] if r["reopened"] else None, r["other_destination"])
+                     r["last_after_s"] if r["reopened"] else None, r["other_destination"],
+                     r["address"])

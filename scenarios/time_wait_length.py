@@ -6,16 +6,19 @@ systems: 60 s on RHEL (seed 001), 1 to 4 minutes for an MSL between BSD's 30 s a
 MSL: the timewait timer is armed with the constant TCP_TIMEWAIT_LEN. Here the client closes
 first and the timer the kernel reports for its TIME_WAIT is read at once (sock_diag, timer
 kind ``timewait``): read within milliseconds of entry, what is left is the whole length.
-The slow scenario ``time-wait-expiry`` watches the timer run out.
+Where the active closer goes after the peer's FIN is measured, not asserted: a kernel that
+kept no TIME_WAIT is a measurement the judge reads. The slow scenario ``time-wait-expiry``
+watches the timer run out.
 """
 
 from __future__ import annotations
 
+from _leaves import leaves, state_of, timer_left
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
-from tcplab.expect import reaches
 from tcplab.judges.timewait import TimeWaitLength
 
 S = TcpState
+CLOSING = (S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING)  # before TIME_WAIT
 scenario = Scenario(
     id="time-wait-length",
     title="TIME_WAIT's timer, read the moment it starts, against the articles' figures",
@@ -29,9 +32,9 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     await conn.client.close()  # the active closer ...
     await conn.server.read_eof()
     await conn.server.close()
-    tw = await reaches(conn.client, S.TIME_WAIT)  # ... keeps the four-tuple
-    timer = tw.timer.remaining if tw.timer.kind is TimerKind.TIMEWAIT else None
-    verdicts.judge("C11", TimeWaitLength(timer, how="timer read on entry"))
+    after = await leaves(conn.client, *CLOSING)  # ... keeps the four-tuple, or not
+    verdicts.judge("C11", TimeWaitLength(timer_left(after, TimerKind.TIMEWAIT),
+                                         how="timer read on entry", entered=state_of(after)))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from judge_case import Case
 from tcplab.judges.timewait import (
     CostLevel,
+    CostSeries,
     HolderTry,
     OldDuplicates,
     PortExhaustion,
@@ -23,11 +24,19 @@ CONNECT_LO = SameTupleTry("connect() on 127.0.0.1", 2, True, "EADDRNOTAVAIL", 1.
 BIND = SameTupleTry("bind()+SO_REUSEADDR on 192.0.2.1", 2, True, None, 0.0, False, 65537)
 TW0 = HolderTry("client TIME_WAIT", 0, 6, "EADDRNOTAVAIL", 0, None, "ok")
 TW2 = HolderTry("client TIME_WAIT", 2, 6, "EADDRNOTAVAIL", 6, 1.0, "ok")
+TW2_NET = HolderTry("client TIME_WAIT", 2, 6, "EADDRNOTAVAIL", 0, None, "ok", "192.0.2.1")
 CW = HolderTry("client CLOSE_WAIT", 2, 6, "EADDRNOTAVAIL", 0, None, "ok")
 SERVER_TW = HolderTry("server TIME_WAIT", 2, 6, None, 6, 0.0, "ok")
 NARROW = RangeCount((40000, 40281), 281, 281, "EADDRNOTAVAIL")
 WIDE = RangeCount((40000, 40639), 639, 639, "EADDRNOTAVAIL")
-BASE = CostLevel(0, 47.0, 47.0)
+BASE = CostLevel(0, 47.0, 47.0, 0)
+SERVER = CostSeries("server side of 8 filler listeners", (
+    CostLevel(0, 44.0, 45.0, 0, 13.0), CostLevel(3060, 44.0, 45.0, 3060, 13.0),
+    CostLevel(20400, 44.5, 45.4, 20400, 13.0)))
+CLIENT_DEFAULT = CostSeries("client side (range 32768-60999, 28232 ports)", (
+    CostLevel(0, 45.0, 45.0, 0, 14.0), CostLevel(3000, 45.0, 45.0, 3000, 14.0)))
+CLIENT_NARROW = CostSeries("client side (range 40000-43199, 3200 ports)", (
+    CostLevel(0, 45.0, 45.0, 0, 13.0), CostLevel(3000, 265.0, 266.0, 3000, 230.0)))
 BIND_NO_TS = SameTupleTry("bind()+SO_REUSEADDR, timestamps off", 2, False, "EADDRNOTAVAIL", None)
 
 CASES: list[Case] = [
@@ -45,6 +54,15 @@ CASES: list[Case] = [
     Case("C11", "a TIME_WAIT of 250 s, past 4 minutes and the tolerance",
          TimeWaitLength(250.0), R, ("250.0 s",)),
     Case("C11", "no timewait timer reported", TimeWaitLength(None), R, ("no TIME_WAIT length",)),
+    Case("C11", "the active closer went from FIN_WAIT2 straight to gone: no TIME_WAIT kept",
+         TimeWaitLength(None, entered=None), R, ("was gone", "no timewait timer")),
+    Case("C11", "watched: TIME_WAIT still there when the 300 s watch ended",
+         TimeWaitLength(300.0, "watched until the kernel dropped it (up to 300 s)", 60.0), R,
+         ("300.0 s", "outside 2 x MSL")),
+    Case("C11", "every measured summary says which figures were judged and how 000's is read",
+         TimeWaitLength(60.001), C,
+         ("Judged: seed 001's 60 s", "seed 002's 1-4 minutes", "Not judged: seed 000's",
+          "RFC 793", "TcpTimedWaitDelay", "off by 180 s")),
     # C13: does TIME_WAIT keep an old duplicate out of a new connection on its four-tuple?
     Case("C13", "this kernel: connect() refused on a network address, taken over on loopback "
          "after 1 s and by bind() at once, the old duplicate rejected by sequence/PAWS",
@@ -61,11 +79,19 @@ CASES: list[Case] = [
          ("not offered",)),
     Case("C13", "nothing tried", OldDuplicates(()), R, ("nothing measured",)),
     # C16: holders and new connections
-    Case("C16", "this kernel: TIME_WAIT (reuse 0) and CLOSE_WAIT block A only; reuse=2 on "
-         "loopback reopens after 1 s; the accept side is never blocked",
-         PortExhaustion((TW0, TW2, CW, SERVER_TW), 2.0), P,
+    Case("C16", "this kernel: TIME_WAIT (reuse 0, and the default off loopback) and CLOSE_WAIT "
+         "block A only; the default on loopback reopens after 1 s; the accept side never blocks",
+         PortExhaustion((TW0, TW2, TW2_NET, CW, SERVER_TW), 2.0), P,
          ("refused (EADDRNOTAVAIL)", "6 new connections to A opened within 1.0 s",
-          "per four-tuple")),
+          "per four-tuple", "on 192.0.2.1 (off loopback, tcp_tw_reuse=2)",
+          "blocked off loopback only", "accept side never")),
+    Case("C16", "the default off loopback blocks, and it is the only kind tried: still only "
+         "towards the destination held",
+         PortExhaustion((TW2_NET,), 2.0), P, ("per four-tuple",)),
+    Case("C16", "a kernel whose default reused TIME_WAITs off loopback too: those did not block",
+         PortExhaustion((TW0, TW2, HolderTry("client TIME_WAIT", 2, 6, "EADDRNOTAVAIL", 6, 1.0,
+                                               "ok", "192.0.2.1"), CW), 2.0), P,
+         ("Only client TIME_WAIT on 127.0.0.1 (loopback, tcp_tw_reuse=0), client CLOSE_WAIT",)),
     Case("C16", "every holder blocks every destination",
          PortExhaustion((HolderTry("client TIME_WAIT", 0, 6, "EADDRNOTAVAIL", 0, None,
                                    "EADDRNOTAVAIL"),), 2.0), C, ("kept new connections out",)),
@@ -92,22 +118,42 @@ CASES: list[Case] = [
     Case("C31", "widening gave no more connections",
          PortRangeWidening((32768, 61000), NARROW, NARROW, 0.01), R, ("did not give",)),
     Case("C31", "nothing counted", PortRangeWidening(None, None, None), R, ("no counts",)),
-    # C15: per-connection cost next to TIME_WAITs, over a 0-TIME_WAIT baseline
-    Case("C15", "this kernel: x1.05 at 3000, x1.07 at 20,000",
-         TimeWaitCost((BASE, CostLevel(3060, 49.4, 49.4), CostLevel(20138, 50.3, 50.3)),
-                      12, 100, 256), R, ("x1.05 CPU", "next to 3060", "noticeable: x1.5")),
-    Case("C15", "x1.6 by both clocks at 3000: noticeable at thousands",
-         TimeWaitCost((BASE, CostLevel(3000, 75.2, 75.2), CostLevel(20000, 90.0, 90.0)), 12, 100),
+    # C15: per-connection cost next to TIME_WAITs, over each series' 0-TIME_WAIT baseline
+    Case("C15", "this kernel: server side and client side in the default range x1.0; client "
+         "side filling 94% of a narrowed range x5.9 (connect() searching past them)",
+         TimeWaitCost((SERVER, CLIENT_DEFAULT, CLIENT_NARROW), 12, 100, 256), P,
+         ("next to 3060", "x5.91 CPU", "connect() alone 13 -> 230 us", "noticeable: x1.5",
+          "only with the TIME_WAITs on the client side (range 40000-43199",
+          "not on the server side")),
+    Case("C15", "x1.6 by both clocks at 3000 wherever they sat: noticeable at thousands",
+         TimeWaitCost((CostSeries("server side", (BASE, CostLevel(3000, 75.2, 75.2))),
+                       CLIENT_NARROW), 12, 100), C, ("x1.60 CPU", "wherever they sat")),
+    Case("C15", "server side only, x1.6 at 3000 (no client series measured)",
+         TimeWaitCost((CostSeries("server side", (BASE, CostLevel(3000, 75.2, 75.2),
+                                                   CostLevel(20000, 90.0, 90.0))),), 12, 100),
          C, ("x1.60 CPU",)),
     Case("C15", "noticeable only at 20,000",
-         TimeWaitCost((BASE, CostLevel(3000, 52.0, 52.0), CostLevel(20000, 80.0, 80.0)), 12, 100),
-         P, ("far beyond",)),
-    Case("C15", "x1.49 at 3000: just below the threshold",
-         TimeWaitCost((BASE, CostLevel(3000, 70.0, 70.0)), 12, 100), R, ("x1.49",)),
+         TimeWaitCost((CostSeries("server side", (BASE, CostLevel(3000, 52.0, 52.0),
+                                                   CostLevel(20000, 80.0, 80.0))),
+                       CLIENT_DEFAULT), 12, 100), P, ("far beyond",)),
+    Case("C15", "x1.49 at 3000 on the narrowed client range: just below the threshold",
+         TimeWaitCost((SERVER, CostSeries("client side", (BASE, CostLevel(3000, 70.0, 70.0)))),
+                      12, 100), R, ("x1.49", "not noticeable")),
+    Case("C15", "x1.50 at 3000 on the client side: just at the threshold",
+         TimeWaitCost((SERVER, CostSeries("client side", (BASE, CostLevel(3000, 70.5, 70.5)))),
+                      12, 100), P, ("x1.50",)),
     Case("C15", "wall x2 at 3000 but CPU unchanged: a neighbour on our core, not a cost",
-         TimeWaitCost((BASE, CostLevel(3000, 94.0, 48.0)), 12, 100), R, ("x2.00 wall",)),
-    Case("C15", "the baseline already held TIME_WAITs",
-         TimeWaitCost((CostLevel(300, 47.0, 47.0), CostLevel(3000, 90.0, 90.0)), 12, 100), R,
-         ("no baseline",)),
+         TimeWaitCost((CostSeries("server side", (BASE, CostLevel(3000, 94.0, 48.0))),), 12, 100),
+         R, ("x2.00 wall",)),
+    Case("C15", "the client baseline held TIME_WAITs after its rounds: that series is not read",
+         TimeWaitCost((SERVER, CostSeries("client side", (CostLevel(0, 45.0, 45.0, 12),
+                                                          CostLevel(3000, 265.0, 265.0)))),
+                      12, 100), R, ("no baseline (the baseline held 0/12", "not noticeable")),
+    Case("C15", "every baseline already held TIME_WAITs",
+         TimeWaitCost((CostSeries("server side", (CostLevel(300, 47.0, 47.0, 300),
+                                                  CostLevel(3000, 90.0, 90.0))),), 12, 100),
+         R, ("held 300/300", "no baseline to compare")),
+    Case("C15", "a series with no level at all", TimeWaitCost((CostSeries("server side", ()),)),
+         R, ("nothing measured", "no baseline")),
     Case("C15", "nothing measured", TimeWaitCost(()), R, ("no baseline",)),
 ]
