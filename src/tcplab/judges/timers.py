@@ -307,7 +307,7 @@ def c35(m: LoweredKeepalive) -> Judgement:
     verdict = R if not sooner else (P if r.needs_keepalive else C)
     return Judgement(verdict, (
         r.describe("the sysctls at")
-        + f": the defaults give {default_total} s, the article's example 30/2/2 gives 34 s; one "
+        + f"; the defaults give {default_total} s, the article's example 30/2/2 gives 34 s; one "
         f"with its own TCP_KEEPIDLE={m.own_idle_s} had {_secs(m.own_idle_timer_s, 'no timer')} "
         "left (sysctls not applied)"
         + (": only sockets with SO_KEEPALIVE are shortened" if verdict is P else "")
