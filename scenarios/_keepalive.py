@@ -22,8 +22,11 @@ from typing import Any
 
 import trio
 
-from tcplab import Connection, End, Lab, SocketRecord, TcpState, TimerKind
+from _defaults import fresh_netns_ints
+from _leaves import state_of
+from tcplab import Connection, End, Lab, SocketRecord, TcpState, TimerKind, Verdicts
 from tcplab.expect import ExpectationFailed, eventually, reaches
+from tcplab.judges.timers import KeepaliveRule
 from tcplab.kernel.packets import deafen
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
@@ -62,6 +65,11 @@ class Detection:
                          ("TcpExt.TCPKeepAlive", "TcpExt.TCPAbortOnTimeout", "Tcp.OutRsts")},
             "client_after": self.after, "server_after": self.peer_after,
         }
+
+
+def total(setting: tuple[int, int, int]) -> int:
+    """idle + interval x probes: when keepalive gives up on a silent peer."""
+    return setting[0] + setting[1] * setting[2]
 
 
 def set_keepalive(sock: socket.socket, idle: int | None, interval: int | None,
@@ -136,6 +144,37 @@ def error_of(found: Detection) -> tuple[float | None, str | None]:
     return (found.detected_s, found.errno_name) if found.errno else (None, None)
 
 
+def pending_error(end: End) -> str | None:
+    """The error the kernel left on ``end``'s socket (SO_ERROR, read once), None if none."""
+    number = end.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return errno_name(number) if number else None
+
+
+async def measure_rule(lab: Lab, verdicts: Verdicts, setting: tuple[int, int, int], *,
+                       per_socket: bool) -> KeepaliveRule:
+    """The keepalive rule against a silent peer, as C34 and C35 measure it.
+
+    First a connection without SO_KEEPALIVE whose peer falls silent (so it is silent at least
+    as long), then one with SO_KEEPALIVE timed by ``detect_dead_peer``: with ``setting``
+    (idle, interval, probes) as per-socket values, or (``per_socket=False``) SO_KEEPALIVE
+    alone, so the namespace's sysctls, which the scenario set to ``setting``, rule. Then
+    this kernel's defaults from a fresh namespace. The detection's details go in a note."""
+    bare, conn = await lab.connect(), await lab.connect()
+    set_keepalive(conn.client.sock, *(setting if per_socket else (None, None, None)))
+    await silent_after_exchange(lab, bare)
+    idle, interval, probes = setting
+    found = await detect_dead_peer(lab, conn, total(setting))
+    bare_rec = bare.client.observe()
+    verdicts.note("detection", found.to_json())
+    fresh = await fresh_netns_ints(*NAMES)
+    detected_s, errno = error_of(found)
+    return KeepaliveRule(
+        idle_s=idle, interval_s=interval, probes=probes, detected_s=detected_s, errno=errno,
+        probes_seen=found.probes_seen, default_time_s=fresh[NAMES[0]],
+        default_interval_s=fresh[NAMES[1]], default_probes=fresh[NAMES[2]],
+        bare_timer=timer_of(bare_rec)[0], bare_after=state_of(bare_rec))
+
+
 def silence(end: End) -> None:
     """``end`` falls silent: every segment to it is dropped from now on (``packets.deafen``)."""
     deafen(end.sock)
@@ -148,13 +187,19 @@ async def silent_after_exchange(lab: Lab, conn: Connection) -> None:
     silence(conn.server)
 
 
-async def leak_close_wait(conn: Connection, *, close: bool = False) -> float:
+async def leak_close_wait(conn: Connection, *, close: bool = False,
+                          peer_closes: bool = False) -> float:
     """The client half-closes and its FIN is acknowledged (FIN_WAIT2, fd open, so it still
-    answers keepalive probes); the server reads end-of-file and never closes (``close``:
-    closes at once, as a correct application does). Returns the lab time of the FIN."""
-    await conn.client.send_eof()
-    await reaches(conn.client, S.FIN_WAIT2)
+    answers keepalive probes), or with ``peer_closes`` close()s as an ordinary client does
+    (an orphan: its FIN_WAIT2 ends after TCP_LINGER2 / tcp_fin_timeout, then nothing answers
+    for it). The server reads end-of-file and never closes (``close``: closes at once, as a
+    correct application does). Returns the lab time the FIN was sent."""
     fin_at = conn.client.lab.clock()
+    if peer_closes:
+        await conn.client.close()
+    else:
+        await conn.client.send_eof()
+        await reaches(conn.client, S.FIN_WAIT2)
     if await conn.server.read_eof() != b"":
         raise ExpectationFailed("the server read data before end-of-file")
     if close:
@@ -162,6 +207,16 @@ async def leak_close_wait(conn: Connection, *, close: bool = False) -> float:
     else:
         conn.server.leak()
     return fin_at
+
+
+async def pile_up(lab: Lab, count: int) -> tuple[list[Connection], list[Connection]]:
+    """``count`` peers half-close against a server that never closes, and ``count`` against
+    one that closes on end-of-file; returns both lists, to count CLOSE_WAIT in later."""
+    leaking = [await lab.connect() for _ in range(count)]
+    closing = [await lab.connect() for _ in range(count)]
+    for conn in leaking + closing:
+        await leak_close_wait(conn, close=conn in closing)
+    return leaking, closing
 
 
 def in_state(conns: list[Connection], state: TcpState) -> int:

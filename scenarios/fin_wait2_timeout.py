@@ -1,29 +1,26 @@
 """FIN_WAIT2's timeout, and what tcp_fin_timeout does not touch (claims C25, C26, C27;
 seeds 000, 002, 003).
 
-Three closers face peers that never close (each peer keeps its CLOSE_WAIT socket open):
-an orphan (close() called: no fd holds it), an orphan with TCP_LINGER2 = 1 s (the per-socket
-form of the limit), and a socket only shut down (shutdown(SHUT_WR), fd still open). Here
-tcp_fin_timeout is 3 s. Their timers and lifetimes are measured, not asserted. Then
-TIME_WAIT's timer is read after a plain active close and after an orphan that got the FIN
-late, beside the timer in a fresh namespace (default fin timeout).
+With tcp_fin_timeout 3 s, three closers face peers that keep CLOSE_WAIT: an orphan (close()
+called), an orphan with TCP_LINGER2 = 1 s, and a socket only shut down (fd still open). Their
+states, timers and lifetimes are measured, not asserted. Then TIME_WAIT's timer after a plain
+active close and after an orphan that got the FIN late, beside a fresh namespace's.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from _finwait2 import FIN, lifetime, state_at, time_wait_timer
+from _finwait2 import FIN, lifetime, state_at, time_wait_timers
 from _keepalive import timer_of
-from _leaves import state_of
-from tcplab import Lab, Scenario, TcpState, Verdicts
+from _leaves import leaves, state_of
+from tcplab import Lab, Scenario, Verdicts
+from tcplab import TcpState as S
 from tcplab.expect import ExpectationFailed, reaches
 from tcplab.isolated import run_isolated
 from tcplab.judges.timers import SLACK_S, FinWait2Lifetimes, TimeWaitAndFinTimeout
 from tcplab.kernel import sysctl
-from tcplab.ports import active_close
 
-S = TcpState
 HELPERS = Path(__file__).with_name("_finwait2.py")  # probe_time_wait_timer, run isolated
 FIN_TIMEOUT, LINGER2 = 3, 1
 scenario = Scenario(
@@ -38,14 +35,14 @@ scenario = Scenario(
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     if sysctl.read_int(FIN) != FIN_TIMEOUT:  # precondition
         raise ExpectationFailed(f"{FIN} is {sysctl.read(FIN)} in this namespace")
-    orphan, lingering, half = await lab.connect(), await lab.connect(), await lab.connect()
+    closers = orphan, lingering, half = [await lab.connect() for _ in range(3)]
     lingering.client.set_linger2(LINGER2)
     start = lab.clock()
     await orphan.client.close()
     await lingering.client.close()
-    await half.client.send_eof()
-    entered = [await reaches(c.client, S.FIN_WAIT2) for c in (orphan, lingering, half)]
-    for conn in (orphan, lingering, half):  # the peers never close: CLOSE_WAIT stays
+    await half.client.send_eof()  # each peer's ACK moves its closer on: measured, not asserted
+    entered = [await leaves(c.client, S.ESTABLISHED, S.FIN_WAIT1) for c in closers]
+    for conn in closers:  # the peers never close: CLOSE_WAIT stays
         await reaches(conn.server, S.CLOSE_WAIT)
     linger_life = await lifetime(lab, lingering.client, start, LINGER2 + SLACK_S + 1)
     orphan_life = await lifetime(lab, orphan.client, start, FIN_TIMEOUT + SLACK_S + 1)
@@ -55,15 +52,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         timer_of(entered[2])[0], state_of(half_after), lab.clock() - start)
     verdicts.judge("C25", lifetimes)
     verdicts.judge("C26", lifetimes)
-
-    plain = await active_close(await lab.connect())
-    late = await lab.connect()
-    await late.client.close()
-    await reaches(late.client, S.FIN_WAIT2)
-    await late.server.close()  # the peer's FIN, within the orphan's 3 s
-    late_tw = await reaches(late.client, {S.TIME_WAIT, S.CLOSED})
+    timers = await time_wait_timers(lab)
     fresh = await run_isolated(HELPERS, "probe_time_wait_timer", seconds=5.0)
-    timers = tuple(t for t in (time_wait_timer(plain), time_wait_timer(late_tw)) if t is not None)
     verdicts.judge("C27", TimeWaitAndFinTimeout(
         FIN_TIMEOUT, timers, fresh["fin_timeout"], fresh["time_wait_timer_s"]))
 

@@ -20,11 +20,16 @@ Kernel facts the rules rest on (Linux, net/ipv4):
   FIN_WAIT2 -> TIME_WAIT step in ``tcp_timewait_state_process`` both schedule 60 s, whatever
   tcp_fin_timeout is.
 
+* A segment for a socket that is gone (an orphaned FIN_WAIT2 past its timeout) draws a RST;
+  a CLOSE_WAIT socket that takes it is failed with EPIPE (``tcp_reset``, tcp_input.c).
+
 The condition "keepalive acts only on sockets that set SO_KEEPALIVE" is measured the same
 way wherever it applies (C23, C34, C35): a socket without SO_KEEPALIVE, facing the same
 silent peer, is looked at next to one with it; if it is untouched, the claim holds only under
-that condition (partly). C22 is not touched by it: with or without SO_KEEPALIVE at the
-defaults, nothing ends CLOSE_WAIT before two hours.
+that condition (partly), unless the claim's own articles state it (C34: a note). C22 is not
+touched by it: with or without SO_KEEPALIVE at the defaults, nothing ends CLOSE_WAIT before
+two hours. "The peer must be silent or gone" is a condition of C23 only if a CLOSE_WAIT
+facing an ordinary peer, one that closed its socket, survives as well.
 """
 
 from __future__ import annotations
@@ -129,11 +134,14 @@ def c22(m: CloseWaitBound) -> Judgement:
 
 @dataclass(frozen=True)
 class KeepaliveClearsCloseWait:
-    """Leaked CLOSE_WAIT sockets whose peer falls silent (its socket drops every segment)."""
+    """Leaked CLOSE_WAIT sockets (the server read end-of-file and never closes), facing peers
+    of three kinds: one that fell silent (its socket drops every segment), one that closed
+    as an ordinary client does (close(): its orphaned FIN_WAIT2 ends, then nothing is left to
+    answer), and one that only shut down and keeps its socket (it answers every probe)."""
 
-    #: with SO_KEEPALIVE at a lower and a higher setting: idle + interval x probes, and when
-    #: the kernel dropped the CLOSE_WAIT socket, counted from the peer's FIN (None: it did not
-    #: within the watch)
+    #: with SO_KEEPALIVE at a lower and a higher setting, silent peer: idle + interval x
+    #: probes, and when the kernel dropped the CLOSE_WAIT socket, counted from the peer's FIN
+    #: (None: it did not within the watch)
     low_total_s: float
     low_cleared_s: float | None
     high_total_s: float
@@ -144,7 +152,16 @@ class KeepaliveClearsCloseWait:
     #: without SO_KEEPALIVE, same silent peer: its timer and its state at the end of the watch
     bare_timer: str | None
     bare_after: str | None
-    #: with SO_KEEPALIVE and a peer that still answers: its setting's total and its state
+    #: with SO_KEEPALIVE (first probe ``closing_idle_s`` after the FIN, all given up at
+    #: ``closing_total_s``), peer closed with TCP_LINGER2 = ``closing_linger2_s``: when the
+    #: CLOSE_WAIT socket was dropped, counted from the peer's close, and the error left on it
+    closing_idle_s: float
+    closing_total_s: float
+    closing_linger2_s: float
+    closing_cleared_s: float | None
+    closing_errno: str | None
+    #: with SO_KEEPALIVE and a peer that only shut down (fd open): its setting's total and
+    #: its state at the end of the watch
     live_total_s: float
     live_after: str | None
     #: how long the watch lasted, from the peers' FINs
@@ -153,24 +170,40 @@ class KeepaliveClearsCloseWait:
 
 @judge("C23", C, P, R)
 def c23(m: KeepaliveClearsCloseWait) -> Judgement:
-    """Keepalive clears CLOSE_WAIT, lower settings sooner; partly if only sockets with
-    SO_KEEPALIVE, or only those whose peer stopped answering, are cleared."""
+    """Keepalive clears CLOSE_WAIT, lower settings sooner (timed against a silent peer).
+
+    Partly if the clearing needs a condition articles 000 and 003 leave out: that the socket
+    set SO_KEEPALIVE (a socket without it, facing the same silent peer, untouched), or that
+    the peer is silent: that one counts only if a CLOSE_WAIT facing an ordinary closing peer
+    (close(), its FIN_WAIT2 ended by TCP_LINGER2 / tcp_fin_timeout) also survives. On Linux
+    it does not: once the orphan is gone, the next probe draws a RST (no socket), and
+    ``tcp_reset`` (tcp_input.c) fails the CLOSE_WAIT socket with EPIPE. A peer that keeps its
+    socket open and answers is alive; the CLOSE_WAIT it keeps is a note.
+
+    Confirmed needs a socket without SO_KEEPALIVE cleared too, which Linux never does
+    (``tcp_keepalive_timer`` returns unless SOCK_KEEPOPEN): that outcome is for other stacks."""
     cleared = _on_time(m.low_cleared_s, m.low_total_s) and _on_time(m.high_cleared_s,
                                                                      m.high_total_s)
     sooner = (cleared and m.low_cleared_s is not None and m.high_cleared_s is not None
               and m.low_cleared_s < m.high_cleared_s)
     needs_keepalive = _untouched(m.bare_after, m.bare_timer, "CLOSE_WAIT")
-    needs_silence = m.live_after == "CLOSE_WAIT" and m.observed_s > m.live_total_s + LATE_S
+    needs_silence = (m.closing_cleared_s is None
+                     and m.observed_s > m.closing_total_s + LATE_S)
     verdict = R if not sooner else P if needs_keepalive or needs_silence else C
     conditions = [c for c, on in (("the socket set SO_KEEPALIVE", needs_keepalive),
-                                  ("the peer no longer answers", needs_silence)) if on]
+                                  ("the peer is silent (one that closed kept it)",
+                                   needs_silence)) if on]
+    live = "stayed CLOSE_WAIT" if m.live_after == "CLOSE_WAIT" else f"was {m.live_after or 'gone'}"
     return Judgement(verdict, (
         f"with SO_KEEPALIVE and a silent peer, CLOSE_WAIT was dropped {_secs(m.low_cleared_s)} "
         f"after the peer's FIN at idle+interval x probes = {m.low_total_s:g} s (pending "
         f"error {m.low_errno or 'none'}) and {_secs(m.high_cleared_s)} at {m.high_total_s:g} s "
-        f"(on time: -{EARLY_S} / +{LATE_S} s); {_without_keepalive(m.bare_after, m.bare_timer)} "
-        f"after {m.observed_s:.2f} s; with SO_KEEPALIVE and a peer that answers "
-        f"({m.live_total_s:g} s setting) it was {m.live_after or 'gone'} after {m.observed_s:.2f} s"
+        f"(on time: -{EARLY_S} / +{LATE_S} s); facing a peer that closed (TCP_LINGER2 "
+        f"{m.closing_linger2_s:g} s, first probe at {m.closing_idle_s:g} s) it was dropped "
+        f"{_secs(m.closing_cleared_s)} after the peer's close (pending error "
+        f"{m.closing_errno or 'none'}); {_without_keepalive(m.bare_after, m.bare_timer)} "
+        f"after {m.observed_s:.2f} s; facing a peer that only shut down and answers probes "
+        f"({m.live_total_s:g} s setting) it {live} after {m.observed_s:.2f} s (a live peer)"
         + (f": cleared only when {' and '.join(conditions)}" if verdict is P and conditions else "")
     ))
 
@@ -178,9 +211,12 @@ def c23(m: KeepaliveClearsCloseWait) -> Judgement:
 # -- C34, C35 -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class KeepaliveDefaults:
-    """Keepalive against a silent peer with short per-socket values, and this kernel's
-    defaults as a fresh network namespace has them."""
+class KeepaliveRule:
+    """A socket with SO_KEEPALIVE against a silent peer (its socket drops every segment):
+    when the kernel gave up and how, beside a socket without SO_KEEPALIVE facing a peer
+    silent at least as long, and this kernel's defaults as a fresh network namespace has
+    them. The setting is per socket (TCP_KEEPIDLE/INTVL/CNT) or the namespace's sysctls:
+    the same timer (tcp_timer.c) reads either."""
 
     idle_s: int
     interval_s: int
@@ -192,82 +228,88 @@ class KeepaliveDefaults:
     default_time_s: int | None
     default_interval_s: int | None
     default_probes: int | None
-    #: without SO_KEEPALIVE, a peer silent at least as long: its timer and state then
+    #: without SO_KEEPALIVE: its timer and state then
     bare_timer: str | None
     bare_after: str | None
 
+    @property
+    def expected_s(self) -> int:
+        """idle + interval x probes: when the rule drops the silent peer."""
+        return self.idle_s + self.interval_s * self.probes
+
+    @property
+    def holds(self) -> bool:
+        """Dropped on time, with ETIMEDOUT, after exactly the probes set."""
+        return (self.errno == "ETIMEDOUT" and _on_time(self.detected_s, self.expected_s)
+                and self.probes_seen == self.probes)
+
+    @property
+    def needs_keepalive(self) -> bool:
+        return _untouched(self.bare_after, self.bare_timer, "ESTABLISHED")
+
+    def describe(self, setting: str) -> str:
+        return (f"with {setting} {self.idle_s}/{self.interval_s}/{self.probes} (idle/interval/"
+                f"probes) the silent peer was dropped {_secs(self.detected_s)} after the last "
+                f"data (rule {self.expected_s} s, -{EARLY_S} / +{LATE_S} s), {self.probes_seen} "
+                f"probes out, recv() {self.errno or 'no error'}; fresh-namespace defaults "
+                f"{self.default_time_s}/{self.default_interval_s}/{self.default_probes}; "
+                f"{_without_keepalive(self.bare_after, self.bare_timer)}")
+
 
 @judge("C34", C, P, R)
-def c34(m: KeepaliveDefaults) -> Judgement:
+def c34(m: KeepaliveRule) -> Judgement:
     """Idle, interval and probes decide when a silent peer is dropped, the defaults are
     7200/75/9 (about 11 minutes of probing); partly if a figure is wrong.
 
     Unlike C23 and C35, the articles behind C34 say these apply "when keepalive is enabled"
     (001, 002): that only sockets with SO_KEEPALIVE are probed is stated, so it is a note
     here, not a condition."""
-    expected = m.idle_s + m.interval_s * m.probes
-    rule = m.errno == "ETIMEDOUT" and _on_time(m.detected_s, expected) and m.probes_seen == m.probes
-    defaults = (m.default_time_s, m.default_interval_s, m.default_probes)
     probing_min = (None if m.default_interval_s is None or m.default_probes is None
                    else m.default_interval_s * m.default_probes / 60)
+    defaults = (m.default_time_s, m.default_interval_s, m.default_probes)
     figures_ok = defaults == (7200, 75, 9) and within(probing_min, 11.0, PROBING_TOLERANCE_MIN)
-    needs_keepalive = _untouched(m.bare_after, m.bare_timer, "ESTABLISHED")
-    verdict = R if not rule else (C if figures_ok else P)
+    verdict = R if not m.holds else (C if figures_ok else P)
     probing = "not read" if probing_min is None else f"{probing_min:.2f} min"
     return Judgement(verdict, (
-        f"with idle {m.idle_s} s, interval {m.interval_s} s, {m.probes} probes the silent peer "
-        f"was dropped {_secs(m.detected_s)} after the last data (rule {expected} s, -{EARLY_S} / "
-        f"+{LATE_S} s), {m.probes_seen} probes out, recv() {m.errno or 'no error'}; fresh-"
-        f"namespace defaults {m.default_time_s}/{m.default_interval_s}/{m.default_probes}: "
-        f"{probing} of probing (claimed 7200/75/9, about 11 min, +/-{PROBING_TOLERANCE_MIN} min)"
-        f"{'' if figures_ok else ': the figures differ'}; "
-        f"{_without_keepalive(m.bare_after, m.bare_timer)}"
-        + (": only sockets with SO_KEEPALIVE are probed, as the articles say" if rule and needs_keepalive else "")
+        m.describe("per-socket values")
+        + f"; the defaults give {probing} of probing (claimed 7200/75/9, about 11 min, "
+        f"+/-{PROBING_TOLERANCE_MIN} min){'' if figures_ok else ': the figures differ'}"
+        + (": only sockets with SO_KEEPALIVE are probed, as the articles say"
+           if m.holds and m.needs_keepalive else "")
     ))
 
 
 @dataclass(frozen=True)
 class LoweredKeepalive:
-    """Keepalive sysctls lowered in a namespace; a socket with SO_KEEPALIVE only (no
-    per-socket values) against a silent peer."""
+    """Keepalive sysctls lowered in a namespace: the rule measured with a socket that only
+    set SO_KEEPALIVE (no per-socket values), and one with its own TCP_KEEPIDLE."""
 
-    time_s: int
-    interval_s: int
-    probes: int
-    detected_s: float | None
-    errno: str | None
-    probes_seen: int
-    default_time_s: int | None
-    default_interval_s: int | None
-    default_probes: int | None
-    #: without SO_KEEPALIVE, a peer silent at least as long: its timer and state then
-    bare_timer: str | None
-    bare_after: str | None
+    rule: KeepaliveRule
     #: with SO_KEEPALIVE and its own TCP_KEEPIDLE: seconds left on its timer (the sysctls
     #: do not reach it)
-    own_idle_s: int = 600
-    own_idle_timer_s: float | None = None
+    own_idle_s: int
+    own_idle_timer_s: float | None
 
 
 @judge("C35", C, P, R)
 def c35(m: LoweredKeepalive) -> Judgement:
     """Lowered keepalive sysctls drop a silent peer after time + intvl x probes, sooner than
-    the defaults; partly if only sockets with SO_KEEPALIVE are dropped."""
-    expected = m.time_s + m.interval_s * m.probes
-    rule = m.errno == "ETIMEDOUT" and _on_time(m.detected_s, expected) and m.probes_seen == m.probes
-    default_total = (None if None in (m.default_time_s, m.default_interval_s, m.default_probes)
-                     else (m.default_time_s or 0) + (m.default_interval_s or 0) * (m.default_probes or 0))
-    sooner = rule and default_total is not None and expected < default_total
-    needs_keepalive = _untouched(m.bare_after, m.bare_timer, "ESTABLISHED")
-    verdict = R if not sooner else (P if needs_keepalive else C)
+    the defaults; partly if only sockets with SO_KEEPALIVE are dropped (article 000 does
+    not say so).
+
+    Confirmed needs a socket without SO_KEEPALIVE dropped too, which Linux never does
+    (``tcp_keepalive_timer`` returns unless SOCK_KEEPOPEN): that outcome is for other stacks."""
+    r = m.rule
+    default_total = (None if r.default_time_s is None or r.default_interval_s is None
+                     or r.default_probes is None
+                     else r.default_time_s + r.default_interval_s * r.default_probes)
+    sooner = r.holds and default_total is not None and r.expected_s < default_total
+    verdict = R if not sooner else (P if r.needs_keepalive else C)
     return Judgement(verdict, (
-        f"with the sysctls at {m.time_s}/{m.interval_s}/{m.probes} a socket with SO_KEEPALIVE "
-        f"dropped its silent peer {_secs(m.detected_s)} after the last data (rule {expected} s, "
-        f"-{EARLY_S} / +{LATE_S} s), {m.probes_seen} probes out, recv() {m.errno or 'no error'}; "
-        f"the fresh-namespace defaults {m.default_time_s}/{m.default_interval_s}/"
-        f"{m.default_probes} give {default_total} s, the article's example 30/2/2 gives 34 s; "
-        f"{_without_keepalive(m.bare_after, m.bare_timer)}; one with its own TCP_KEEPIDLE="
-        f"{m.own_idle_s} had {_secs(m.own_idle_timer_s, 'no timer')} left (sysctls not applied)"
+        r.describe("the sysctls at")
+        + f"; the defaults give {default_total} s, the article's example 30/2/2 gives 34 s; one "
+        f"with its own TCP_KEEPIDLE={m.own_idle_s} had {_secs(m.own_idle_timer_s, 'no timer')} "
+        "left (sysctls not applied)"
         + (": only sockets with SO_KEEPALIVE are shortened" if verdict is P else "")
     ))
 
@@ -306,7 +348,13 @@ def _fw2_summary(m: FinWait2Lifetimes) -> str:
 @judge("C25", C, P, R)
 def c25(m: FinWait2Lifetimes) -> Judgement:
     """FIN_WAIT2 without the peer's FIN never times out; partly if that holds only for some
-    sockets (those the application shut down but did not close)."""
+    sockets (those the application shut down but did not close).
+
+    Confirmed needs an orphan (closed by the application) whose FIN_WAIT2 has no timer,
+    which Linux never produces: ``__tcp_close`` (tcp.c) and ``tcp_rcv_state_process``
+    (tcp_input.c) give every orphan ``tcp_fin_time`` (a timewait socket, or the keepalive
+    timer when it exceeds 60 s), and a negative TCP_LINGER2 resets instead of entering
+    FIN_WAIT2. That outcome is for other stacks."""
     half_forever = (m.half_timer == "off" and m.half_after == "FIN_WAIT2"
                     and m.half_observed_s > m.fin_timeout_s + SLACK_S)
     orphan_forever = m.orphan_lifetime_s is None and m.orphan_timer == "off"
