@@ -60,10 +60,8 @@ def test_run_writes_results_and_exits_0(tmp_path: Path) -> None:
     assert {"t", "end", "socket"} <= set(timeline[0])
 
 
-def test_a_failing_scenario_fails_the_run(tmp_path: Path) -> None:
-    scenarios = tmp_path / "scenarios"
-    scenarios.mkdir()
-    (scenarios / "wrong.py").write_text(
+#: A scenario whose expectation cannot be met: its run fails with a timeline, no traceback.
+WRONG = (
         "from tcplab import Scenario, TcpState\n"
         "from tcplab.expect import reaches\n"
         "scenario = Scenario(id='wrong', title='expects what cannot happen', claims=('C10',), timeout=5)\n"
@@ -71,9 +69,13 @@ def test_a_failing_scenario_fails_the_run(tmp_path: Path) -> None:
         "async def run(lab, verdicts):\n"
         "    conn = await lab.connect()\n"
         "    await reaches(conn.server, TcpState.TIME_WAIT, timeout=0.2)\n"
-        "if __name__ == '__main__':\n"
-        "    scenario.main()\n"
-    )
+)
+
+
+def test_a_failing_scenario_fails_the_run(tmp_path: Path) -> None:
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "wrong.py").write_text(WRONG + "if __name__ == '__main__':\n    scenario.main()\n")
     done = tcplab("run", "--scenarios", str(scenarios), "--results", str(tmp_path / "out"))
     assert done.returncode == 1
     assert "expected TIME_WAIT within 0.2 s; last seen ESTABLISHED" in done.stderr
@@ -116,15 +118,7 @@ def test_a_crashing_scenario_prints_its_traceback(tmp_path: Path) -> None:
 def test_an_expectation_failure_prints_no_traceback(tmp_path: Path) -> None:
     scenarios = tmp_path / "scenarios"
     scenarios.mkdir()
-    (scenarios / "wrong.py").write_text(
-        "from tcplab import Scenario, TcpState\n"
-        "from tcplab.expect import reaches\n"
-        "scenario = Scenario(id='wrong', title='expects what cannot happen', claims=('C10',), timeout=5)\n"
-        "@scenario.body\n"
-        "async def run(lab, verdicts):\n"
-        "    conn = await lab.connect()\n"
-        "    await reaches(conn.server, TcpState.TIME_WAIT, timeout=0.2)\n"
-    )
+    (scenarios / "wrong.py").write_text(WRONG)
     done = tcplab("run", "--scenarios", str(scenarios), "--results", str(tmp_path / "out"))
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
 
