@@ -91,3 +91,17 @@ def test_each_end_has_its_dwell_times(run: dict[str, Any]) -> None:
             for before, after in itertools.pairwise(dwell):
                 assert before["left"] == after["entered"]
                 assert before["ms"] is None or before["ms"] >= 0
+
+
+def test_the_reference_full_run_draws_no_time_wait_before_the_peers_fin() -> None:
+    """The committed full run (``tcplab run --slow``, every scenario): every connection of
+    every scenario, checked the same way (reads JSON only)."""
+    reference = json.loads((ROOT / "results" / "reference" / "results.json").read_text())
+    faults, checked = [], 0
+    for scenario, conn in _connections(reference):
+        for end, peer in (("client", "server"), ("server", "client")):
+            checked += 1
+            for text in _time_wait_before_fin(conn["timeline"], end, peer):
+                faults.append(f"{scenario} {conn['client']} {end}: {text}")
+    assert checked > 100
+    assert not faults, "\n".join(faults)

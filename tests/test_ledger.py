@@ -164,3 +164,17 @@ def test_claims_markdown_is_the_readme_table(run_file: Path) -> None:
     assert "| not reproducible |" in c37
     readme = (ROOT / "README.md").read_text()
     assert lines[0] in readme  # the README carries this table (regenerated from a full run)
+
+
+def test_no_reference_points_outside_the_repository() -> None:
+    """The articles and the claims list are not shipped: the README, the code and the
+    scenarios name the articles by number and file name (claims.ARTICLES), never a path
+    or document outside this repository."""
+    texts = [ROOT / "README.md", ROOT / "results" / "README.md",
+             *(ROOT / "src").rglob("*.py"), *(ROOT / "scenarios").glob("*.py")]
+    outside = ("DESIGN.md", "CLAIMS.md", "seeds/", "shared/")
+    found = [f"{p.relative_to(ROOT)}: {word}" for p in texts for word in outside
+             if word in p.read_text()]
+    assert found == []
+    readme = (ROOT / "README.md").read_text()
+    assert all(a.file in readme and a.title in readme for a in claims.ARTICLES.values())
