@@ -2,7 +2,7 @@
 
 ``graceful-close`` is run through the runner exactly as a person would (``python -m tcplab
 run graceful-close --results DIR``); the ledger in its results file, and the one ``tcplab
-claims`` prints, must hold all forty claims, the scenario's measured verdicts on the claims
+claims`` prints, must hold every claim, the scenario's measured verdicts on the claims
 it covers, and a stated reason for the claims no machine here can reproduce. Only the
 merging of disagreeing verdicts is tested on a hand-written results dict: a real run that
 disagrees with itself can't be ordered up.
@@ -46,9 +46,12 @@ def results(run_file: Path) -> dict[str, Any]:
     return data
 
 
-def test_claims_are_c01_to_c40() -> None:
-    assert [c.id for c in claims.CLAIMS] == [f"C{n:02d}" for n in range(1, 41)]
-    assert all(c.section in claims.SECTIONS and c.seeds and c.statement for c in claims.CLAIMS)
+def test_claims_are_the_articles_c01_to_c40_then_the_kernel_docs() -> None:
+    ids = [c.id for c in claims.CLAIMS]
+    assert ids[:40] == [f"C{n:02d}" for n in range(1, 41)]
+    assert ids[40:] == [c.id for c in claims.KERNEL_CLAIMS] and all(i[0] == "K" for i in ids[40:])
+    assert all(c.section in claims.SECTIONS and c.statement for c in claims.CLAIMS)
+    assert all(bool(c.seeds) != bool(c.source) for c in claims.CLAIMS)  # one origin each
     assert {c.id for c in claims.CLAIMS if c.unreproducible} >= {"C37", "C38"}
 
 
@@ -112,7 +115,7 @@ def test_claims_without_results_prints_coverage_and_exits_3(tmp_path: Path) -> N
     assert proc.returncode == 3
     assert "no results" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     rows = json.loads(proc.stdout)["ledger"]
-    assert len(rows) == 40
+    assert len(rows) == len(claims.CLAIMS)
     allowed = {ledger.NOT_RUN, ledger.NO_SCENARIO, ledger.UNREPRODUCIBLE}
     assert {r["status"] for r in rows} <= allowed
     assert all(r["verdict"] is None for r in rows)

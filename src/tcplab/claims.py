@@ -1,4 +1,4 @@
-"""The forty claims of the five articles, as data.
+"""The claims, as data: the forty of the five articles, and those of the kernel's documentation.
 
 The articles (``ARTICLES``) are widely copied blog posts about TCP states, CLOSE_WAIT and
 TIME_WAIT; the project does not ship them. Each claim is what a scenario judges: its id,
@@ -54,14 +54,19 @@ TIME_WAIT = "TIME_WAIT"
 CLOSE_WAIT = "CLOSE_WAIT and FIN_WAIT2"
 TUNING = "Kernel tuning"
 OBSERVATION = "Observation"
+KERNEL_DOCS = "Beyond the articles: the kernel's documentation"
+
+#: Where the K claims come from: the kernel's own description of its sysctls.
+IP_SYSCTL = "Documentation/networking/ip-sysctl.rst"
 
 #: Ledger sections, in the order of the claims list.
-SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION)
+SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION, KERNEL_DOCS)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement of the articles."""
+    """One checkable statement: of the articles (C01..C40, ``seed_ids`` name them), or of
+    the kernel's documentation for tunables operators change (K01.., ``source`` names it)."""
 
     id: str
     section: str
@@ -69,6 +74,13 @@ class Claim:
     statement: str
     #: Why no scenario on this machine can judge it; None if one can.
     unreproducible: str | None = None
+    #: The document a claim comes from when it is not one of the articles.
+    source: str | None = None
+
+    @property
+    def origin(self) -> str:
+        """Where the claim comes from, for tables: article numbers, or the document."""
+        return ", ".join(self.seed_ids) or (self.source or "")
 
     @property
     def seeds(self) -> tuple[str, ...]:
@@ -190,6 +202,43 @@ CLAIMS: tuple[Claim, ...] = (
        "netstat -n with awk counts connections per state; netstat -a / lsof -i show each "
        "socket's state and owner."),
 )
+
+
+
+def _k(id: str, statement: str) -> Claim:
+    return Claim(id, KERNEL_DOCS, (), statement, source=IP_SYSCTL)
+
+
+#: Tunables operators change for connection lifecycles, beyond the articles: each claim is
+#: the kernel documentation's description, in our words, judged like the articles' claims.
+KERNEL_CLAIMS: tuple[Claim, ...] = (
+    _k("K01", "tcp_syn_retries (default 6) is how many times connect() retransmits an "
+              "unanswered SYN before it fails; with tcp_syn_linear_timeouts (default 4) the "
+              "first retransmissions keep the initial 1 s timeout, then it doubles (about "
+              "67 s to the last one with the defaults)."),
+    _k("K02", "tcp_synack_retries (default 5) is how many times a listener retransmits the "
+              "SYN-ACK of a half-open connection: about 31 s to the last one, and the attempt "
+              "times out after about 63 s."),
+    _k("K03", "tcp_retries2 (default 15) bounds how long unacknowledged data is retransmitted "
+              "to a peer that vanished (about 924.6 s with exponential backoff) before the "
+              "connection is killed; the TCP_USER_TIMEOUT socket option sets that time per "
+              "socket."),
+    _k("K04", "tcp_orphan_retries bounds the retransmissions of a socket the application "
+              "closed (an orphan) to a peer that does not answer; 0 means the default of 8."),
+    _k("K05", "tcp_abort_on_overflow=1 resets a new connection when the accept queue is "
+              "full; with the default 0 the final ACK is dropped and the client's data "
+              "retransmitted until there is room."),
+    _k("K06", "net.core.somaxconn caps the backlog that listen() asks for (default 4096 "
+              "since Linux 5.4, 128 before)."),
+    _k("K07", "tcp_max_orphans caps the number of orphaned sockets; past it, orphans are "
+              "reset at once and a warning is printed."),
+    _k("K08", "tcp_tw_reuse_delay (default 1000 ms) is how long a TIME_WAIT socket waits "
+              "before tcp_tw_reuse may hand its four-tuple to a new connection."),
+    _k("K09", "tcp_rfc1337=1 makes a TIME_WAIT socket ignore a reset (RFC 1337's assassination "
+              "hazard); with the default 0 a reset ends the TIME_WAIT early."),
+)
+
+CLAIMS = CLAIMS + KERNEL_CLAIMS
 
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
 

@@ -1,4 +1,4 @@
-"""The claims ledger: where each of the forty claims stands after one run.
+"""The claims ledger: where each claim (the articles' forty, then the kernel docs') stands after one run.
 
 Every claim gets exactly one row, whatever happened: the verdict(s) measured in that run
 and the scenarios that gave them; or why there is none (no scenario covers it yet, its
@@ -52,6 +52,7 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         return {
             "claim": self.claim.id, "section": self.claim.section, "seeds": list(self.claim.seeds),
+            "source": self.claim.source,
             "statement": self.claim.statement, "status": self.status, "verdict": self.verdict,
             "counts": self.counts, "scenarios": self.scenarios, "evidence": self.evidence,
         }

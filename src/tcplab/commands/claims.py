@@ -1,4 +1,4 @@
-"""``tcplab claims``: the ledger of the forty claims for one results file.
+"""``tcplab claims``: the ledger of every claim for one results file.
 
 With no RESULTS.json it reads the newest run under ``results/`` (``tcplab.results.newest``:
 the rule every command shares). With no results file at
@@ -89,6 +89,6 @@ def markdown(rows: list[ledger.Row]) -> str:
     for r in rows:
         verdict = f"**{r.verdict}**" if r.verdict else r.status
         scenarios = ", ".join(f"`{s}`" for s in r.scenarios) or "-"
-        articles = ", ".join(r.claim.seed_ids)
+        articles = r.claim.origin if r.claim.seed_ids else f"kernel docs (`{r.claim.source}`)"
         out.append(f"| {r.claim.id} | {articles} | {r.claim.statement} | {verdict} | {scenarios} |")
     return "\n".join(out)

@@ -36,7 +36,7 @@ from tcplab.verdict import Verdict
 M = TypeVar("M")
 
 #: The modules holding judges, loaded on first use.
-MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning")
+MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning", "retries", "queues")
 
 
 @dataclass(frozen=True)
