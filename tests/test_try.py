@@ -142,7 +142,7 @@ def test_fin_timeout_10_measures_fin_wait2_and_time_wait_lifetimes() -> None:
     assert "about 6" in done.stderr  # the duration is announced before the run
     fin = _figures(_by_key(done.stdout)["net.ipv4.tcp_fin_timeout"])
     life = fin["fin_wait2_life_s"]
-    assert life["changed"] and 9 <= life["tried"] <= 12 and 59 <= life["default"] <= 63
+    assert life["changed"] and 9 <= life["tried"] <= 13 and 59 <= life["default"] <= 66
     time_wait = fin["time_wait_life_s"]
-    assert time_wait["changed"] is False and 59 <= time_wait["tried"] <= 63
+    assert time_wait["changed"] is False and 59 <= time_wait["tried"] <= 66
     assert "TIME_WAIT still lasts" in _by_key(done.stdout)["net.ipv4.tcp_fin_timeout"]["says"]

@@ -128,11 +128,11 @@ def _print(report: dict[str, Any]) -> None:
             continue
         if item["figures"]:
             rows = [(f["label"], f["tried_shown"], f["default_shown"],
-                     {True: "changed", False: "same", None: "?"}[f["changed"]])
+                     {True: "changed", False: "same", None: ""}[f["changed"]])
                     for f in item["figures"]]
             text = table.render(("measured", "tried", "default", ""), rows)
             print("\n".join("  " + line for line in text.splitlines()))
-            print(f"  => {item['says']}")
+            print(f"  => {item['says'] or 'only lifetimes tell, and none was waited (--quick)'}")
         for error in item["errors"]:
             print(f"  FAILED {error}")
         print(f"  judged in scenario {', '.join(item['scenarios'])}: claims "
