@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from tcplab import __version__
-from tcplab.commands import claims, doctor, list_, report, run, states, watch
+from tcplab.commands import claims, doctor, list_, report, run, states, try_, watch
 from tcplab.errors import (
     EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
@@ -22,7 +22,7 @@ from tcplab.errors import (
 )
 
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
-COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states)
+COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states, try_)
 
 EPILOG = """exit codes: 0 all passed (skips included), 1 a scenario failed, 2 usage error,
 3 a needed privilege or kernel feature is missing, 130 interrupted"""
