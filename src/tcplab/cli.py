@@ -44,12 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(command)
-        command.set_defaults(execute=module.execute)
+        command.set_defaults(execute=module.execute, command_parser=command)
     return parser
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown option is reported by the sub-command it was
+    given to (``see `tcplab run --help```), not by the top-level parser, which would point
+    at ``tcplab --help``, where that sub-command's options are not listed."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         try:
             code: int = args.execute(args)
