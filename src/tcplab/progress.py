@@ -27,6 +27,9 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from tcplab.scenario import Scenario, ScenarioResult
+from tcplab.table import plural
+
+__all__ = ["LogProgress", "Progress", "TerminalProgress", "for_stream", "plural"]
 
 #: Log mode: seconds between "still running" lines, and the age a run needs to be named.
 HEARTBEAT = 10.0
@@ -34,11 +37,6 @@ HEARTBEAT = 10.0
 REFRESH = 0.5
 #: How the end of a run is marked, as the lines before progress existed.
 MARKS = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}
-
-
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """``1 run``, ``2 runs``: the count with its noun agreeing."""
-    return f"{count} {word if count == 1 else (many or word + 's')}"
 
 
 @dataclass

@@ -20,8 +20,8 @@ import trio
 from tcplab import catalog, progress, report, results, runner, table
 from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tcplab.kernel import trace
-from tcplab.progress import plural
 from tcplab.scenario import ScenarioResult
+from tcplab.table import plural
 
 NAME = "run"
 HELP = "run scenarios (all but slow ones by default) and write results/<run>/results.json"
