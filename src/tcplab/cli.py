@@ -24,7 +24,8 @@ from tcplab.errors import (
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
 COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states)
 
-EPILOG = """exit codes: 0 all passed (skips included), 1 a scenario failed, 2 usage error,
+EPILOG = """exit codes: 0 all passed (skips included, unless run --strict), 1 a scenario failed
+(or, with run --strict, was skipped), 2 usage error,
 3 a needed privilege or kernel feature is missing, 130 interrupted"""
 
 
