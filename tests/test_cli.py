@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +34,8 @@ def test_list_names_every_scenario_file() -> None:
         (("run", "--repeat", "0"), "0 is not 1 or more"),
         (("run", "--repeat", "many"), "'many' is not a whole number"),
         (("frobnicate",), "invalid choice"),
+        (("run", "--bogus"), "unrecognized arguments: --bogus (see `tcplab run --help`)"),
+        (("list", "--bogus"), "(see `tcplab list --help`)"),
         (("list", "--scenarios", "/nonexistent"), "does not exist"),
     ],
 )
@@ -217,3 +221,54 @@ def test_runs_longer_than_trio_idle_threads_are_not_killed(tmp_path: Path) -> No
     done = tcplab("run", "--scenarios", str(tmp_path), "--results", str(tmp_path / "out"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "eleven-seconds  1/1" in done.stdout
+    # In a log (no TTY) a run going 10 s gets a heartbeat line between its start and its end.
+    assert "[0/1] still running after 1" in done.stderr
+    assert "eleven-seconds 1" in done.stderr.split("still running", 1)[1].splitlines()[0]
+
+
+def _scenario(sid: str, *requires: str) -> str:
+    return (f"from tcplab import Scenario\n"
+            f"scenario = Scenario(id={sid!r}, title='t', claims=(), requires={requires!r})\n"
+            "@scenario.body\n"
+            "async def run(lab, verdicts):\n"
+            "    await lab.connect()\n"
+            "if __name__ == '__main__':\n"
+            "    scenario.main()\n")
+
+
+def test_strict_fails_on_skips_and_lists_them(tmp_path: Path) -> None:
+    """Without --strict a skip passes (exit 0); with it, exit 1 and each skip with its reason."""
+    (tmp_path / "odd.py").write_text(_scenario("odd-needs", "a-feature-nobody-has"))
+    (tmp_path / "fine.py").write_text(_scenario("fine"))
+    plain = tcplab("run", "--scenarios", str(tmp_path), "--results", str(tmp_path / "out"))
+    assert plain.returncode == 0, plain.stderr
+    assert "failures with --strict" not in plain.stderr
+    strict = tcplab("run", "--strict", "--repeat", "2", "--scenarios", str(tmp_path),
+                    "--results", str(tmp_path / "out"))
+    assert strict.returncode == 1, strict.stderr
+    listed = strict.stderr.split("--- 2 skipped runs (failures with --strict) ---\n", 1)[1]
+    assert listed.splitlines() == ["  odd-needs (2 runs): needs a-feature-nobody-has, unknown here"]
+    assert "4 runs in" in strict.stdout
+
+
+ROOT_ONLY = shutil.which("setpriv") is not None and os.geteuid() == 0
+
+
+@pytest.mark.skipif(not ROOT_ONLY, reason="needs root and setpriv to become an unprivileged user")
+def test_strict_as_an_unprivileged_user(tmp_path: Path) -> None:
+    """As nobody (uid 65534, no capability but reading files: the interpreter may live under
+    a private home), a scenario that needs root is skipped; --strict makes that exit 1."""
+    (tmp_path / "rooted.py").write_text(_scenario("rooted", "root"))
+    tmp_path.chmod(0o777)
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+              "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "HOME": str(tmp_path)}
+    done = subprocess.run([*nobody, sys.executable, "-m", "tcplab", "run", "--strict",
+                           "--scenarios", str(tmp_path), "--results", str(tmp_path / "out")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+                          env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "--- 1 skipped run (failures with --strict) ---\n  rooted: needs root" in done.stderr
+    (results,) = (tmp_path / "out").glob("*/results.json")
+    data = json.loads(results.read_text())
+    assert data["host"]["uid"] == 65534 and data["scenarios"][0]["status"] == "skipped"

@@ -53,7 +53,7 @@ def test_skipped_with_reason_without_cap_sys_admin(scenario_dir: Path, tmp_path:
     (path,) = (tmp_path / "out").glob("*/results.json")
     (run,) = json.loads(path.read_text())["scenarios"]
     assert run["status"] == "skipped" and "CAP_SYS_ADMIN" in run["reason"]
-    assert "skip" in done.stderr and "1 runs" in done.stdout
+    assert "skip" in done.stderr and "1 run in" in done.stdout
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private network namespace")

@@ -246,3 +246,25 @@ def test_close_wait_growth_is_marked_between_refreshes(
     assert "CLOSE_WAIT grew by 1 since the last refresh" in text
     assert re.search(rf"{os.getpid()}\s+.*\b16 \(\+1\)", text), text
     assert watch.render(first, None).count("grew") == 0
+
+
+def test_ctrl_c_ends_watch_with_130() -> None:
+    """Ctrl-C is how a person stops watching; it is still an interrupt, exit 130 (README)."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-m", "tcplab", "watch", "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Python raises KeyboardInterrupt only if SIGINT was not ignored
+                            # when it started (a shell's background job ignores it).
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("tcplab watch "), "watch printed nothing"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr

@@ -24,7 +24,8 @@ from tcplab.errors import (
 #: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
 COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states, try_)
 
-EPILOG = """exit codes: 0 all passed (skips included), 1 a scenario failed, 2 usage error,
+EPILOG = """exit codes: 0 all passed (skips included, unless run --strict), 1 a scenario failed
+(or, with run --strict, was skipped), 2 usage error,
 3 a needed privilege or kernel feature is missing, 130 interrupted"""
 
 
@@ -44,12 +45,24 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMANDS:
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.configure(command)
-        command.set_defaults(execute=module.execute)
+        command.set_defaults(execute=module.execute, command_parser=command)
     return parser
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``parse_args``, except that an unknown option is reported by the sub-command it was
+    given to (``see `tcplab run --help```), not by the top-level parser, which would point
+    at ``tcplab --help``, where that sub-command's options are not listed."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        owner: argparse.ArgumentParser = getattr(args, "command_parser", parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     try:
         try:
             code: int = args.execute(args)

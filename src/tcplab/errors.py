@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-EXIT_OK = 0  # every selected scenario passed (or was skipped with a reason)
-EXIT_FAILED = 1  # a scenario failed: the kernel did not do what it asserts, or it crashed
+EXIT_OK = 0  # every selected scenario passed (or was skipped with a reason, unless --strict)
+EXIT_FAILED = 1  # a scenario failed (the kernel did not do what it asserts, or it crashed),
+#                 or was skipped under `tcplab run --strict`
 EXIT_USAGE = 2  # unknown scenario, bad option or value
 EXIT_UNAVAILABLE = 3  # a needed privilege or kernel feature is missing for the whole command
 EXIT_INTERRUPTED = 130  # Ctrl-C

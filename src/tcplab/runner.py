@@ -17,10 +17,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -130,7 +130,12 @@ async def run_one(scenario: Scenario) -> ScenarioResult:
         return failed
 
 
-Progress = Callable[[int, int, ScenarioResult], None]
+class Progress(Protocol):
+    """What ``run_many`` tells a display (``tcplab.progress``): a run started, a run ended."""
+
+    def started(self, index: int, scenario: Scenario) -> None: ...
+
+    def finished(self, index: int, done: int, total: int, result: ScenarioResult) -> None: ...
 
 
 #: Ctrl-C (SIGINT, to the whole foreground process group) and SIGTERM stop a run.
@@ -166,6 +171,8 @@ async def run_many(
     async def one(index: int, scenario: Scenario) -> None:
         nonlocal done
         async with limiter:
+            if progress:
+                progress.started(index, scenario)
             result = await run_one(scenario)
         if result.exit_status in _INTERRUPTED_CHILD:
             # The same Ctrl-C probably reached us too: let it cancel this task rather than
@@ -175,7 +182,7 @@ async def run_many(
         results[index] = result
         done += 1
         if progress:
-            progress(done, len(plan), result)
+            progress.finished(index, done, len(plan), result)
 
     async def watch_signals(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         with trio.open_signal_receiver(*INTERRUPTS) as signals:

@@ -221,7 +221,7 @@ def render(snap: Snapshot, previous: Snapshot | None, *, interval: float | None 
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(snap.taken))
     every = f", every {interval:g} s" if interval else ""
     lines = [f"tcplab watch  {stamp}  {snap.filter.describe()}{every}  "
-             f"({snap.total} sockets, read in {snap.elapsed * 1000:.1f} ms)", ""]
+             f"({table.plural(snap.total, 'socket')}, read in {snap.elapsed * 1000:.1f} ms)", ""]
 
     def mark(text: str) -> str:
         return f"\x1b[1;31m{text}\x1b[0m" if color else text

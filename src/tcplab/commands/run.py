@@ -1,5 +1,9 @@
 """``tcplab run``: run scenarios concurrently, show progress, print a table, write results.
 
+Progress goes to stderr (``tcplab.progress``: a status line redrawn in place on a terminal,
+whole lines with a heartbeat in a log). ``--strict`` makes skipped runs fail the command, for
+CI, where a skip usually means a missing privilege rather than a kernel that disagrees.
+
 Beside the results file it writes REPORT.md and report.html; in a GitHub Actions job it also
 appends the run's summary and claims tables to the job summary ($GITHUB_STEP_SUMMARY), by an
 explicit call here (``report.write_step_summary``), not as a side effect of the report."""
@@ -13,10 +17,11 @@ from pathlib import Path
 
 import trio
 
-from tcplab import catalog, report, results, runner, table
+from tcplab import catalog, progress, report, results, runner, table
 from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, UsageError
 from tcplab.kernel import trace
 from tcplab.scenario import ScenarioResult
+from tcplab.table import plural
 
 NAME = "run"
 HELP = "run scenarios (all but slow ones by default) and write results/<run>/results.json"
@@ -41,14 +46,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="write DIR/<run>/results.json (default: %(default)s)")
     parser.add_argument("--slow", action="store_true", help="include slow scenarios (real timers)")
     parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
+    parser.add_argument("--strict", action="store_true",
+                        help="count skipped runs as failures (exit 1), listed with their reasons")
 
 
-def _progress(done: int, total: int, result: ScenarioResult) -> None:
-    mark = {"passed": "ok", "failed": "FAIL", "skipped": "skip"}[result.status]
-    line = f"[{done}/{total}] {mark:<4} {result.id} ({result.duration:.2f} s)"
-    if result.status != "passed" and result.reason:
-        line += f": {result.reason.splitlines()[0]}"
-    print(line, file=sys.stderr, flush=True)
+def skipped_lines(runs: list[ScenarioResult]) -> list[str]:
+    """One line per skipped scenario, with its reason (and how many runs, if repeated): what
+    ``--strict`` turns into failures, so a CI log says what to fix (root? a kernel feature?)."""
+    reasons: dict[str, list[str]] = {}
+    for r in runs:
+        if r.status == "skipped":
+            reasons.setdefault(r.id, []).append(r.reason.splitlines()[0] if r.reason else "")
+    lines = []
+    for sid, why in reasons.items():
+        count = f" ({plural(len(why), 'run')})" if len(why) > 1 else ""
+        lines.append(f"  {sid}{count}: {why[0] or 'no reason given'}")
+    return lines
 
 
 def execute(args: argparse.Namespace) -> int:
@@ -61,14 +74,17 @@ def execute(args: argparse.Namespace) -> int:
     directory = runner.results_dir(made, Path(args.results))
     started = time.monotonic()
     interrupted = False
+    total = len(scenarios) * args.repeat
+    display = progress.for_stream(total, repeat=args.repeat).start()
     try:
         made.results = trio.run(
             lambda: runner.run_many(scenarios, repeat=args.repeat, jobs=args.jobs,
-                                    progress=_progress)
+                                    progress=display)
         )
     except runner.Interrupted as stop:
         made.results, interrupted = stop.results, True
     finally:
+        display.close()
         trace.sweep_quietly()  # instances of runs that were SIGKILLed (a timeout, a dead parent)
     made.wall_time = time.monotonic() - started
     path = runner.write_results(made, directory)
@@ -76,7 +92,8 @@ def execute(args: argparse.Namespace) -> int:
     report.write(run, directory)
     report.write_step_summary(run)
     if interrupted:  # the runs that finished are kept; the table is not worth a partial run
-        print("tcplab: interrupted", file=sys.stderr)
+        print(f"tcplab: interrupted; {len(made.results)} of {plural(total, 'run')} finished, "
+              f"kept in {path}", file=sys.stderr)
         return EXIT_INTERRUPTED
     rows = [
         (row["id"], f"{row['passed']}/{row['runs']}", row["failed"] or "", row["skipped"] or "",
@@ -90,6 +107,11 @@ def execute(args: argparse.Namespace) -> int:
         print(f"\n--- {r.id} failed ---\n{r.reason}", file=sys.stderr)
         if r.crash_traceback:  # a crash: the traceback too, not only inside results.json
             print(r.crash_traceback, file=sys.stderr, end="")
-    print(f"\n{len(made.results)} runs in {made.wall_time:.1f} s; results: {path}")
+    skipped = skipped_lines(made.results) if args.strict else []
+    if skipped:
+        count = sum(r.status == "skipped" for r in made.results)
+        print(f"\n--- {plural(count, 'skipped run')} (failures with --strict) ---",
+              *skipped, sep="\n", file=sys.stderr)
+    print(f"\n{plural(len(made.results), 'run')} in {made.wall_time:.1f} s; results: {path}")
     print(f"report: {directory / 'REPORT.md'} and {directory / 'report.html'}")
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or skipped else EXIT_OK

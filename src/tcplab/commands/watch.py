@@ -14,7 +14,7 @@ import sys
 import time
 
 from tcplab import watch
-from tcplab.errors import Unavailable
+from tcplab.errors import EXIT_INTERRUPTED, Unavailable
 from tcplab.kernel.observer import DiagObserver
 
 NAME = "watch"
@@ -75,8 +75,8 @@ def execute(args: argparse.Namespace) -> int:
                     return 0
                 previous = snap
                 time.sleep(max(0.0, args.interval - (time.monotonic() - started)))
-        except KeyboardInterrupt:  # the normal way to stop watching
-            return 0
+        except KeyboardInterrupt:  # the normal way to stop, and still an interrupt (exit 130)
+            return EXIT_INTERRUPTED
     finally:
         observer.close()
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tcplab import diagram
 from tcplab.results import Evidence, Run, ScenarioRow, Section
+from tcplab.table import plural
 
 #: Shown where a scenario's run recorded no connection to draw.
 NO_DIAGRAM = ("No diagram: this run's lab recorded no connection (its sockets, if any, lived in "
@@ -60,7 +61,7 @@ def sections_by_id(run: Run) -> dict[str, Section]:
 
 def headline(run: Run) -> str:
     """The run in one line: kernel, how many runs, how long, when."""
-    return (f"Linux {run.kernel}, {len(run.scenarios)} runs in {run.wall_time:.1f} s, "
+    return (f"Linux {run.kernel}, {plural(len(run.scenarios), 'run')} in {run.wall_time:.1f} s, "
             f"started {run.started}")
 
 

@@ -24,6 +24,7 @@ from tcplab.render import (
     sections_by_id,
 )
 from tcplab.results import Run, Section
+from tcplab.table import plural
 from tcplab.verdict import DISPLAY_ORDER
 
 CSS = """
@@ -124,7 +125,7 @@ def render(run: Run) -> str:
            f"<title>tcplab report {escape(run.run_id)}</title>",
            f"<style>{CSS}</style></head><body>", "<h1>tcplab report</h1>",
            f'<p class="muted">run {escape(run.run_id)} · Linux {escape(run.kernel)} · '
-           f"{len(run.scenarios)} runs in {run.wall_time:.1f} s · started "
+           f"{plural(len(run.scenarios), 'run')} in {run.wall_time:.1f} s · started "
            f"{escape(run.started)}</p>"]
     out.append('<nav id="contents"><h2>Contents</h2><ul><li><a href="#summary">Summary</a></li>'
                '<li><a href="#claims">Claims</a></li><li><a href="#scenarios">Scenarios</a><ul>'
