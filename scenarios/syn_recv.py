@@ -18,6 +18,7 @@ scenario = Scenario(
     title="SYN_RECV: microseconds in a handshake; held by a lost ACK, a full accept queue, "
           "TCP_DEFER_ACCEPT",
     claims=("C07",),
+    requires=("capture",),  # the full-queue case counts the client's ACKs on the wire
 )
 
 

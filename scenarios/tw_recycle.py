@@ -28,6 +28,7 @@ scenario = Scenario(
     id="tw-recycle",
     title="tcp_tw_recycle: is the tunable still there, and does it recycle?",
     claims=("C29",),
+    requires=("root",),  # its probe runs in a fresh network namespace of its own
 )
 
 
