@@ -21,8 +21,8 @@ from typing import Any
 import trio
 
 from tcplab import Connection, End, Lab, TcpState
-from tcplab.kernel import sysctl
 from tcplab.expect import ExpectationFailed, reaches, within
+from tcplab.kernel import sysctl
 from tcplab.kernel.packets import Segment, Tap, TcpFlags, inject, parse
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
