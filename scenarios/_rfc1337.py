@@ -2,10 +2,11 @@
 
 Each probe runs in a namespace of its own (``tcplab.isolated``) with one tcp_rfc1337
 setting. A connection closes client first, so the client holds TIME_WAIT; the server's FIN
-is captured on ``lo`` and a reset is forged from it: same four-tuple, sequence number the
-next one the TIME_WAIT expects (the FIN's + 1), no options (so no PAWS check), and injected.
-As a control, the same forging resets an ESTABLISHED connection of the same namespace,
-which shows that the forged reset is one the kernel accepts.
+is captured on ``lo`` and a reset is forged from it (``packets.reset_after``): same
+four-tuple, the sequence number the TIME_WAIT expects next (the FIN's + 1), no options (so
+no PAWS check), and injected. As a control, the same forging resets an ESTABLISHED
+connection of the same namespace, which shows that the forged reset is one the kernel
+accepts.
 
 The kernel decides in ``tcp_timewait_state_process`` (net/ipv4/tcp_minisocks.c): an
 in-window reset kills the TIME_WAIT (``inet_twsk_deschedule_put``) unless
@@ -14,8 +15,6 @@ in-window reset kills the TIME_WAIT (``inet_twsk_deschedule_put``) unless
 
 from __future__ import annotations
 
-import socket
-import struct
 from typing import Any
 
 import trio
@@ -23,27 +22,13 @@ import trio
 from tcplab import Connection, End, Lab, TcpState
 from tcplab.expect import ExpectationFailed, reaches, within
 from tcplab.kernel import sysctl
-from tcplab.kernel.packets import Segment, Tap, TcpFlags, inject, parse
+from tcplab.kernel.packets import Segment, Tap, TcpFlags, inject, reset_after
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
 S = TcpState
 PROBE = __file__  # run_isolated loads the probe from this file
 RFC1337 = "net.ipv4.tcp_rfc1337"
 HOLD = 1.0  # seconds a TIME_WAIT must outlive the reset to count as having ignored it
-
-
-def reset_after(seg: Segment) -> Segment:
-    """A bare RST from ``seg``'s sender to its receiver, with the sequence number the
-    receiver expects next (after ``seg``'s data, SYN and FIN); IPv4, no TCP options."""
-    seq = (seg.seq + seg.payload + (TcpFlags.SYN in seg.flags) + (TcpFlags.FIN in seg.flags))
-    seq %= 2**32
-    tcp = struct.pack("!HHIIBBHHH", seg.src.port, seg.dst.port, seq, 0, 5 << 4,
-                      int(TcpFlags.RST), 0, 0, 0)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0x4000, 64, socket.IPPROTO_TCP, 0,
-                     socket.inet_aton(seg.src.host), socket.inet_aton(seg.dst.host))
-    made = parse(ip + tcp)
-    assert made is not None
-    return made
 
 
 async def _from_server(tap: Tap, what: str, conn: Connection, flag: TcpFlags) -> Segment:
