@@ -68,6 +68,15 @@ async def _accepted(listener: Listener, port: int, seconds: float) -> tuple[sock
     return None, trio.current_time() - started
 
 
+async def _read(sock: socket.socket | None, seconds: float) -> bytes:
+    """The first bytes ``sock`` receives within ``seconds`` (the data may arrive after the
+    handshake completed, by retransmission): b"" if none."""
+    if sock is not None:
+        with trio.move_on_after(seconds):
+            return bytes(await trio.socket.from_stdlib_socket(sock).recv(100))
+    return b""
+
+
 async def overflow(lab: Lab) -> dict[str, Any]:
     """Probe: see the module docstring."""
     listener = await lab.listen(backlog=1)
@@ -93,7 +102,7 @@ async def overflow(lab: Lab) -> dict[str, Any]:
         await listener.accept()
     port = client.four_tuple.local.port
     sock, took = (None, 0.0) if reset_after is not None else await _accepted(listener, port, RECOVER)
-    data = sock.recv(100) if sock is not None else b""
+    data = await _read(sock, RECOVER)
     late_after = await _left(late, S.SYN_SENT, RECOVER)
     return {"setting": sysctl.read_int(ABORT), "hold_s": HOLD, "reset_after_s": reset_after,
             **held, "recovered_after_s": took if sock is not None else None,
