@@ -225,17 +225,23 @@ KERNEL_CLAIMS: tuple[Claim, ...] = (
               "socket."),
     _k("K04", "tcp_orphan_retries bounds the retransmissions of a socket the application "
               "closed (an orphan) to a peer that does not answer; 0 means the default of 8."),
-    _k("K05", "tcp_abort_on_overflow=1 resets a new connection when the accept queue is "
-              "full; with the default 0 the final ACK is dropped and the client's data "
-              "retransmitted until there is room."),
-    _k("K06", "net.core.somaxconn caps the backlog that listen() asks for (default 4096 "
-              "since Linux 5.4, 128 before)."),
-    _k("K07", "tcp_max_orphans caps the number of orphaned sockets; past it, orphans are "
-              "reset at once and a warning is printed."),
-    _k("K08", "tcp_tw_reuse_delay (default 1000 ms) is how long a TIME_WAIT socket waits "
-              "before tcp_tw_reuse may hand its four-tuple to a new connection."),
-    _k("K09", "tcp_rfc1337=1 makes a TIME_WAIT socket ignore a reset (RFC 1337's assassination "
-              "hazard); with the default 0 a reset ends the TIME_WAIT early."),
+    _k("K05", "tcp_abort_on_overflow=1 resets new connections when the listening application "
+              "is too slow to accept them (its accept queue full); with the default 0 they are "
+              "not reset, and a connection that overflowed in a burst recovers."),
+    _k("K06", "net.core.somaxconn caps the backlog an application passes to listen() "
+              "(default 4096; 128 before Linux 5.4)."),
+    Claim("K07", KERNEL_DOCS, (), "tcp_max_orphans caps the orphaned sockets (closed by "
+          "their application) the system holds; past it, orphans are reset at once and a "
+          "warning is printed.", source=IP_SYSCTL, unreproducible="tcp_max_orphans is one "
+          "limit for the whole machine, not per network namespace (a fresh namespace has no "
+          "such sysctl), so testing it means writing the host's value, or holding more "
+          "orphans than it allows, which would reset every other orphan on the machine"),
+    _k("K08", "tcp_tw_reuse_delay (Linux 6.14+, default 1000 ms) is how long a TIME_WAIT socket "
+              "must exist before tcp_tw_reuse lets a new connection take its four-tuple; the "
+              "wait is never shorter than the setting."),
+    _k("K09", "tcp_rfc1337=1 makes TCP follow RFC 1337 (a TIME_WAIT socket ignores a reset); "
+              "with the default 0, the document says, TCP does not follow the RFC but still "
+              "prevents TIME_WAIT assassination."),
 )
 
 CLAIMS = CLAIMS + KERNEL_CLAIMS

@@ -21,7 +21,8 @@
   ``every_port=True`` keeps all TCP (a scenario's private namespace). The socket lives in
   the network namespace of the process that opens it.
 * ``Tap``: a ``SegmentCapture`` of every port that keeps what it read, for scenarios that
-  read segments themselves; ``inject`` sends a captured IPv4 segment again, byte for byte.
+  read segments themselves; ``inject`` sends a captured IPv4 segment again, byte for byte,
+  and ``reset_after`` forges the in-window reset that answers a captured segment.
 
 Timestamps are the kernel's (``SO_TIMESTAMPNS``, CLOCK_REALTIME), moved to CLOCK_MONOTONIC
 by the offset between the two clocks measured when the capture opens, so segments line up
@@ -450,6 +451,22 @@ def with_tcp_checksum(packet: bytes) -> bytes:
     pseudo = packet[12:20] + struct.pack("!BBH", 0, socket.IPPROTO_TCP, len(tcp))
     struct.pack_into("!H", tcp, 16, _checksum(pseudo + bytes(tcp)))
     return bytes(packet[:ihl]) + bytes(tcp)
+
+
+def reset_after(seg: Segment) -> Segment:
+    """A bare RST from ``seg``'s sender to its receiver (IPv4, no TCP options, so no PAWS
+    check), with the sequence number the receiver expects next: after ``seg``'s data, SYN
+    and FIN. Injected (``inject``), it is an in-window reset forged from a captured segment."""
+    if seg.src.family != socket.AF_INET:
+        raise ValueError(f"cannot forge a reset (IPv4 only): {seg.describe()}")
+    seq = (seg.seq + seg.payload + (TcpFlags.SYN in seg.flags) + (TcpFlags.FIN in seg.flags))
+    tcp = struct.pack("!HHIIBBHHH", seg.src.port, seg.dst.port, seq % 2**32, 0, 5 << 4,
+                      int(TcpFlags.RST), 0, 0, 0)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0x4000, 64, socket.IPPROTO_TCP, 0,
+                     socket.inet_aton(seg.src.host), socket.inet_aton(seg.dst.host))
+    made = parse(ip + tcp)
+    assert made is not None
+    return made
 
 
 def inject(segment: Segment) -> None:
