@@ -170,7 +170,7 @@ TUNABLES: tuple[Tunable, ...] = (
             "(SO_REUSEADDR) takes a TIME_WAIT over whenever timestamps were on, whatever this "
             "says (tcp_twsk_unique)",
             IP_SYSCTL + "; tcp_twsk_unique in net/ipv4/tcp_ipv4.c", _tw_reuse),
-    Tunable("net.ipv4.tcp_tw_reuse_delay", ("C28",),
+    Tunable("net.ipv4.tcp_tw_reuse_delay", ("K08", "C28"),
             "milliseconds before a TIME_WAIT socket may be reused, when reuse is on; default 1000",
             IP_SYSCTL, _tw_reuse_delay,
             absent="this kernel predates tcp_tw_reuse_delay (a fixed 1 s delay applies)"),
@@ -205,16 +205,30 @@ TUNABLES: tuple[Tunable, ...] = (
     Tunable("net.ipv4.tcp_timestamps", ("C28", "C13"),
             "RFC 1323 timestamps: 1 (default) with a random offset per connection, 2 without, "
             "0 off", IP_SYSCTL, _timestamps),
-    Tunable("net.ipv4.tcp_abort_on_overflow", ("C16",),
+    Tunable("net.ipv4.tcp_abort_on_overflow", ("K05", "C16"),
             "reset connections a too-slow listener cannot accept, instead of letting them "
             "retry; default off", IP_SYSCTL, _abort_on_overflow),
-    Tunable("net.ipv4.tcp_orphan_retries", ("C25",),
+    Tunable("net.ipv4.tcp_orphan_retries", ("K04", "C25"),
             "retransmissions of a connection we closed before it is killed; default 0, which "
             "the kernel reads as 8",
             IP_SYSCTL, _orphan_retries),
-    Tunable("net.core.somaxconn", ("C33", "C16"),
+    Tunable("net.core.somaxconn", ("K06", "C33", "C16"),
             "the cap on every listen() backlog; default 4096 (128 before Linux 5.4)",
             IP_SYSCTL, _somaxconn),
+    Tunable("net.ipv4.tcp_syn_retries", ("K01",),
+            "retransmissions of an unanswered SYN before connect() fails; default 6",
+            IP_SYSCTL, lambda value: f"{value} SYN retransmissions before connect() gives up"),
+    Tunable("net.ipv4.tcp_synack_retries", ("K02",),
+            "retransmissions of a half-open connection's SYN-ACK; default 5",
+            IP_SYSCTL, lambda value: f"{value} SYN-ACK retransmissions before a request is dropped"),
+    Tunable("net.ipv4.tcp_retries2", ("K03",),
+            "how long unacknowledged data is retransmitted before the connection is killed "
+            "(default 15: about 15 minutes); TCP_USER_TIMEOUT sets it per socket",
+            IP_SYSCTL, lambda value: f"{value}: bounds how long a vanished peer holds a connection"),
+    Tunable("net.ipv4.tcp_rfc1337", ("K09",),
+            "1: a TIME_WAIT socket ignores resets; 0 (default): a reset ends it early",
+            IP_SYSCTL, lambda value: "TIME_WAIT survives resets" if value == "1"
+            else "a reset ends a TIME_WAIT early (the default)"),
 )
 
 
