@@ -17,6 +17,12 @@ def tcplab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, check=False)
 
 
+def said(stderr: str) -> list[str]:
+    """stderr's lines but the note naming the scenario directory (``catalog.announce``)."""
+    return [line for line in stderr.strip().splitlines()
+            if not line.startswith("tcplab: scenarios from ")]
+
+
 def test_list_names_every_scenario_file() -> None:
     done = tcplab("list", "--json")
     assert done.returncode == 0, done.stderr
@@ -38,7 +44,7 @@ def test_list_names_every_scenario_file() -> None:
 def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
     done = tcplab(*args)
     assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    lines = said(done.stderr)
     assert len(lines) == 1 and needle in lines[0], done.stderr
     assert "Traceback" not in done.stderr
 
