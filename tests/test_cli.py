@@ -145,9 +145,9 @@ from tcplab.expect import holds
 scenario = Scenario(id="long-hold", title="a child, then a 30 s hold", claims=(), timeout=60)
 @scenario.body
 async def run(lab, verdicts):
-    await lab.spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
-    conn = await lab.connect()
     try:
+        await lab.spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
+        conn = await lab.connect()
         await holds(conn.server, TcpState.ESTABLISHED, for_=30)
     finally:  # runs only if the run's process cleans up (it is not SIGKILLed)
         Path(__file__).with_name("CLEANED").write_text("yes")
