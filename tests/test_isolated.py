@@ -64,8 +64,9 @@ async def test_a_hung_child_is_stopped_at_its_deadline(
 ) -> None:
     monkeypatch.setattr(process, "GRACE", 0.5)  # the parent's: deadline and clean-up time
     pidfile = tmp_path / "pid"
-    with pytest.raises(ProbeCrashed, match="still running 1 s after it began"):
-        await run_isolated(__file__, "probe_hangs", seconds=0.2, pidfile=str(pidfile))
+    # 3 s: time to start even on a loaded machine, and far short of the probe's 30 s sleep
+    with pytest.raises(ProbeCrashed, match="still running 4 s after it began"):
+        await run_isolated(__file__, "probe_hangs", seconds=3, pidfile=str(pidfile))
     with pytest.raises(ProcessLookupError):  # killed and reaped: nothing outlives the call
         os.kill(int(pidfile.read_text()), 0)
 
