@@ -287,8 +287,9 @@ def test_ctrl_c_exits_130_in_one_line_and_leaves_nothing(tmp_path: Path, group: 
             runner.wait()
 
     assert runner.returncode == EXIT_INTERRUPTED, stdout + stderr
-    # Progress lines, then one line saying where the finished runs went.
-    *progress, last = stderr.strip().splitlines()
+    # Where the scenarios came from, progress lines, then where the finished runs went.
+    source, *progress, last = stderr.strip().splitlines()
+    assert source.startswith("tcplab: scenarios from "), stderr
     assert progress[0] == "[0/1] start leaky-hold", stderr
     assert all(line.startswith("[0/1] ") for line in progress), stderr  # a heartbeat, maybe
     assert last.startswith("tcplab: interrupted; 0 of 1 run finished, kept in "), stderr

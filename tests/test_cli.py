@@ -19,6 +19,12 @@ def tcplab(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=120, check=False)
 
 
+def said(stderr: str) -> list[str]:
+    """stderr's lines but the note naming the scenario directory (``catalog.announce``)."""
+    return [line for line in stderr.strip().splitlines()
+            if not line.startswith("tcplab: scenarios from ")]
+
+
 def test_list_names_every_scenario_file() -> None:
     done = tcplab("list", "--json")
     assert done.returncode == 0, done.stderr
@@ -42,7 +48,7 @@ def test_list_names_every_scenario_file() -> None:
 def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], needle: str) -> None:
     done = tcplab(*args)
     assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
+    lines = said(done.stderr)
     assert len(lines) == 1 and needle in lines[0], done.stderr
     assert "Traceback" not in done.stderr
 
@@ -137,50 +143,67 @@ def test_a_scenario_script_runs_alone() -> None:
 
 LONG_HOLD = """
 import sys
+from pathlib import Path
 from tcplab import Scenario, TcpState
 from tcplab.expect import holds
 scenario = Scenario(id="long-hold", title="a child, then a 30 s hold", claims=(), timeout=60)
 @scenario.body
 async def run(lab, verdicts):
-    await lab.spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
-    conn = await lab.connect()
-    await holds(conn.server, TcpState.ESTABLISHED, for_=30)
+    try:
+        await lab.spawn([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"])
+        conn = await lab.connect()
+        await holds(conn.server, TcpState.ESTABLISHED, for_=30)
+    finally:  # runs only if the run's process cleans up (it is not SIGKILLed)
+        Path(__file__).with_name("CLEANED").write_text("yes")
 if __name__ == "__main__":
     scenario.main()
 """
 
 
 def test_killing_the_runner_kills_its_scenarios(tmp_path: Path) -> None:
-    """SIGKILL to `tcplab run` (a CI timeout): no scenario process, no child of one survives."""
+    """SIGKILL to `tcplab run` (a CI timeout): no scenario process, no child of one survives,
+    and the run's own process cleans up on the way out (its death signal is SIGTERM): its
+    tracefs instance is removed by itself, not left for the next run to sweep."""
     import os
     import signal
+    import tempfile
     import time
 
     import psutil
 
+    from tcplab.kernel import trace
+
+    tracing = trace.available() is None
     (tmp_path / "long_hold.py").write_text(LONG_HOLD)
     runner = subprocess.Popen([sys.executable, "-m", "tcplab", "run", "--scenarios", str(tmp_path),
                                "--results", str(tmp_path / "out")], cwd=ROOT,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     me = psutil.Process(runner.pid)
     family: list[psutil.Process] = []
+    instances: list[str] = []
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # wait for the scenario and its child
+        while time.monotonic() < deadline:  # wait for the scenario, its child, its instance
             family = me.children(recursive=True)
-            if len(family) >= 2:
+            instances = [name for name in trace.instances() for p in family
+                         if name.startswith(f"{trace.PREFIX}{p.pid}-")]
+            if len(family) >= 2 and (instances or not tracing):
                 break
             time.sleep(0.01)
         assert len(family) >= 2, "the scenario never started its child"
+        assert instances or not tracing, "the scenario never made its tracefs instance"
         os.kill(runner.pid, signal.SIGKILL)
         runner.wait()
         # A zombie has closed its fds; it only waits for a reaper (PID 1 may not reap here).
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 5
         running = family
         while running and time.monotonic() < deadline:
             time.sleep(0.02)
             running = [p for p in family if _running(p)]
         assert not running, f"left running: {running}"
+        assert (tmp_path / "CLEANED").exists(), "the run's process did not clean up"
+        assert not set(instances) & set(trace.instances()), "tracefs instance left behind"
+        assert not list(Path(tempfile.gettempdir()).glob("tcplab-*"))
     finally:  # whatever failed above, nothing this test started outlives it
         for proc in [*family, me]:
             if _running(proc):

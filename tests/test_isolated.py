@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
 from tcplab.expect import ExpectationFailed
 from tcplab.isolated import ProbeCrashed, fresh_sysctls, run_isolated
-from tcplab.kernel import sysctl
+from tcplab.kernel import process, sysctl
 from tcplab.lab import Lab
 
 pytestmark = [
@@ -48,3 +49,31 @@ async def test_expectation_failures_come_back_as_such() -> None:
         await run_isolated(__file__, "probe_fails")
     with pytest.raises(ProbeCrashed, match="KeyError"):
         await run_isolated(__file__, "probe_crashes")
+
+
+async def probe_hangs(lab: Lab, pidfile: str) -> None:
+    """Probe: blocks trio (a sync sleep), so only the parent's deadline can end it."""
+    import time
+
+    Path(pidfile).write_text(str(os.getpid()))  # noqa: ASYNC240 - blocking on purpose
+    time.sleep(30)  # noqa: ASYNC251 - a probe that never yields to trio
+
+
+async def test_a_hung_child_is_stopped_at_its_deadline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(process, "GRACE", 0.5)  # the parent's: deadline and clean-up time
+    pidfile = tmp_path / "pid"
+    # 3 s: time to start even on a loaded machine, and far short of the probe's 30 s sleep
+    with pytest.raises(ProbeCrashed, match="still running 4 s after it began"):
+        await run_isolated(__file__, "probe_hangs", seconds=3, pidfile=str(pidfile))
+    with pytest.raises(ProcessLookupError):  # killed and reaped: nothing outlives the call
+        os.kill(int(pidfile.read_text()), 0)
+
+
+async def test_run_in_child_returns_the_reply_or_the_error() -> None:
+    done = await process.run_in_child("json:dumps", {"obj": [1, "two"]}, seconds=10)
+    assert (done.status, done.reply) == (0, {"ok": True, "value": '[1, "two"]'})
+    done = await process.run_in_child("json:loads", {"s": "{"}, seconds=10)
+    assert done.status == 0 and done.reply is not None
+    assert done.reply["ok"] is False and done.reply["kind"] == "JSONDecodeError"

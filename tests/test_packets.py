@@ -9,6 +9,7 @@ own ports only.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import os
@@ -133,9 +134,20 @@ def _outq(sock: socket.socket) -> int:
     return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
 
 
+def _abort(*socks: socket.socket) -> None:
+    """Close with a reset (SO_LINGER 0): a pair closed while a filter drops segments would
+    otherwise be orphaned in FIN_WAIT1/LAST_ACK, retransmitting on loopback for minutes."""
+    for sock in socks:
+        with contextlib.suppress(OSError):  # no filter left: nothing to detach
+            packets.detach(sock)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+
+
 def test_deaf_socket_receives_nothing_until_detached() -> None:
     listener, client, server = _pair()
-    with listener, client, server:
+    with contextlib.closing(listener), contextlib.ExitStack() as stack:
+        stack.callback(_abort, client, server)  # whatever fails below
         packets.deafen(server)
         client.sendall(b"hello")
         server.setblocking(False)

@@ -1,9 +1,12 @@
 """Running many scenarios: one child process per run, several at once, results on disk.
 
-Each run is ``python <scenario file> --json <tmp>`` in a child process, the same thing a
-person types to run a scenario alone. A process per run is what lets a namespaced scenario
-own a network namespace that dies with it, keeps one scenario's leaks (on purpose or not)
-away from the others, and lets a hung run be killed without taking the runner down.
+Each run is a child process (``tcplab.kernel.process.run_in_child``, the protocol
+``tcplab.isolated`` uses too) that loads the scenario file and calls ``run_in_process``, the
+same function ``python <scenario file>`` calls; its result comes back on a pipe, so a run
+leaves nothing on disk. A process per run is what lets a namespaced scenario own a network
+namespace that dies with it, keeps one scenario's leaks (on purpose or not) away from the
+others, and lets a hung run be stopped without taking the runner down. A run's process
+cleans up after itself (sockets, tracefs instance) when the runner stops it or dies.
 """
 
 from __future__ import annotations
@@ -13,9 +16,7 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,14 +25,10 @@ from typing import Any, Protocol
 
 import trio
 
-from tcplab import __version__, ledger
+from tcplab import __version__, catalog, ledger
 from tcplab.errors import make_dir
-from tcplab.kernel import sysctl
-from tcplab.kernel.process import Child
-from tcplab.scenario import Scenario, ScenarioResult
-
-#: Seconds a child gets beyond its scenario's own timeout before it is killed.
-GRACE = 10.0
+from tcplab.kernel import process, sysctl
+from tcplab.scenario import Scenario, ScenarioResult, run_in_process
 
 
 @dataclass
@@ -97,37 +94,30 @@ def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
 async def run_one(scenario: Scenario) -> ScenarioResult:
     """Run ``scenario`` once in a child process and read back its result."""
     assert scenario.path is not None
-    limit = scenario.timeout + GRACE
-    with tempfile.TemporaryDirectory(prefix="tcplab-") as tmp:
-        out, err = Path(tmp) / "result.json", Path(tmp) / "stderr"
-        argv = [sys.executable, str(scenario.path), "--json", str(out), "--quiet"]
-        started = time.monotonic()
-        try:
-            with err.open("wb") as stderr:
-                child = Child(argv, stdout=subprocess.DEVNULL, stderr=stderr)
-        except OSError as exc:
-            return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
-                                  reason=f"could not start {argv[0]}: {exc.strerror}")
-        returncode: int | None = None
-        try:
-            with trio.move_on_after(limit):
-                returncode = await child.wait()
-        finally:
-            with trio.CancelScope(shield=True):  # cancelled or timed out: never leave it running
-                await child.aclose()
-        duration = time.monotonic() - started
-        if returncode is None:
-            return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
-                                  reason=f"killed: still running {limit:.0f} s after it started",
-                                  duration=duration)
-        if out.exists():
-            return ScenarioResult.from_json(json.loads(out.read_text()))
-        tail = err.read_text(errors="replace").strip().splitlines()[-5:]
-        failed = ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
-                                reason=f"exited {returncode} without a result: " + " | ".join(tail),
-                                duration=duration)
-        failed.exit_status = returncode
-        return failed
+    try:
+        done = await process.run_in_child("tcplab.runner:run_file", {"path": str(scenario.path)},
+                                          seconds=scenario.timeout)
+    except OSError as exc:
+        return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                              reason=f"could not start {sys.executable}: {exc.strerror}")
+    if done.status is None:
+        return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                              reason=f"killed: still running {done.limit:.0f} s after it started",
+                              duration=done.duration)
+    if done.reply is not None and done.reply["ok"]:
+        return ScenarioResult.from_json(done.reply["value"])
+    why = (f"{done.reply['kind']}: {done.reply['error']}" if done.reply is not None
+           else done.stderr_tail())
+    failed = ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
+                            reason=f"exited {done.status} without a result: {why}",
+                            duration=done.duration)
+    failed.exit_status = done.status
+    return failed
+
+
+def run_file(path: str) -> dict[str, Any]:
+    """In the run's child: load the scenario at ``path`` and run it (``run_one``)."""
+    return run_in_process(catalog.load(Path(path))).to_json()
 
 
 class Progress(Protocol):

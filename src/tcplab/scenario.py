@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 import traceback
@@ -29,7 +28,7 @@ import trio
 
 from tcplab.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, Unavailable, first_leaf
 from tcplab.expect import ExpectationFailed
-from tcplab.kernel import netns, packets, sysctl, trace
+from tcplab.kernel import netns, packets, process, sysctl, trace
 from tcplab.lab import Lab
 from tcplab.recording import Recording, connection_evidence, flow_evidence
 from tcplab.verdict import Verdicts
@@ -241,26 +240,26 @@ async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResul
     lab = Lab()
     recording = Recording(lab) if scenario.record else None
     body_ended: float | None = None
-    # SIGTERM (what a runner sends a run it gives up on) cancels the run like a timeout, so
-    # the lab and the recording clean up (sockets, tracefs instance); then it ends like Ctrl-C.
+    # SIGTERM (what a runner sends a run it gives up on, and what the kernel sends when the
+    # runner dies: ``process.run_in_child``) cancels the run like a timeout, so the lab and the
+    # recording clean up (sockets, tracefs instance); then it ends like Ctrl-C. The handler
+    # stays until the recording is closed: a SIGTERM then must not kill us before rmdir.
     terminate = trio.CancelScope()
-    token = trio.lowlevel.current_trio_token()
-    previous = signal.signal(signal.SIGTERM, lambda *_: token.run_sync_soon(terminate.cancel))
     try:
-        try:
-            if recording is not None:
-                recording.open()
-            with terminate:
-                async with lab:
-                    try:
-                        with trio.fail_after(scenario.timeout):
-                            await scenario.run_body(lab, verdicts)
-                    finally:
-                        body_ended = lab.clock()  # what follows is the lab's own cleanup
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-            if recording is not None:
-                recording.close()  # after the lab closed its sockets: their last segments too
+        with process.sigterm_cancels(terminate):
+            try:
+                if recording is not None:
+                    recording.open()
+                with terminate:
+                    async with lab:
+                        try:
+                            with trio.fail_after(scenario.timeout):
+                                await scenario.run_body(lab, verdicts)
+                        finally:
+                            body_ended = lab.clock()  # what follows is the lab's own cleanup
+            finally:
+                if recording is not None:
+                    recording.close()  # after the lab closed its sockets: their last segments too
         if terminate.cancelled_caught:
             raise KeyboardInterrupt
         missing = verdicts.missing()
