@@ -39,7 +39,7 @@ def test_root_refuses_a_world_writable_scenarios_directory(tmp_path: Path) -> No
     """As root (the suite runs as root here, as CI's `sudo tcplab list`): ./scenarios that
     anyone may write is refused with one line naming it and --scenarios, and nothing in it ran."""
     directory = scenarios_in(tmp_path, 0o777)
-    for args in (("list",), ("run", "evil")):
+    for args in (("list",), ("run", "evil"), ("claims",)):
         done = tcplab(*args, cwd=tmp_path)
         assert done.returncode == 2, (args, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()

@@ -97,10 +97,15 @@ def untrusted(directory: Path) -> str | None:
     return None
 
 
+class UntrustedDirectory(UsageError):
+    """A scenario directory found implicitly that others could have written: never loaded,
+    and never quietly treated as "no scenarios" either."""
+
+
 def _trusted(directory: Path, where: str) -> Path:
     reason = untrusted(directory)
     if reason is not None:
-        raise UsageError(f"refusing to load scenarios from {directory} (found via {where}): "
+        raise UntrustedDirectory(f"refusing to load scenarios from {directory} (found via {where}): "
                          f"{reason}; pass --scenarios {directory} to load it anyway")
     return directory
 

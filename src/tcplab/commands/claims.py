@@ -45,8 +45,8 @@ def known_scenarios(explicit: str | None) -> dict[str, Scenario]:
     file alone still says what ran), unless ``--scenarios`` named a directory."""
     try:
         return catalog.discover(explicit)
-    except UsageError:
-        if explicit:
+    except UsageError as exc:
+        if explicit or isinstance(exc, catalog.UntrustedDirectory):
             raise
         return {}
 
