@@ -113,7 +113,8 @@ def test_a_log_gets_whole_lines(tmp_path: Path) -> None:
                            str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           check=False, env=_env())
     assert done.returncode == 0, done.stderr
-    lines = done.stderr.splitlines()
+    source, *lines = done.stderr.splitlines()
+    assert source.startswith("tcplab: scenarios from ")
     assert lines[0] == "[0/1] start half-close"
     assert lines[1].startswith("[1/1] ok    half-close (")
     assert "\x1b" not in done.stderr and "\r" not in done.stderr
