@@ -18,6 +18,7 @@ import trio
 from _defaults import fresh_netns_ints
 from _vanish import Wire, after, far_listener, fin, four_tuple, gone, pair, vanishing
 from tcplab import Lab, Scenario, Verdicts
+from tcplab.expect import ExpectationFailed
 from tcplab.judges.retries import Abandoned, OrphanRetries
 
 NAME, SET = "net.ipv4.tcp_orphan_retries", 8
@@ -47,6 +48,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         async def watch(far: bool) -> None:
             wire, diag, end = sides[far]
             first = await wire.first(end.local.port, fin, timeout=2)
+            if diag.lookup(end) is None:
+                raise ExpectationFailed(f"the orphan {end} is not in the kernel's tables")
             dropped_at = await gone(lambda: diag.lookup(end), up_to=170)
             fins = wire.sent(end.local.port, fin)
             orphans[far] = Abandoned(after(fins[1:], first.t),

@@ -31,6 +31,7 @@ Kernel facts the rules rest on (net/ipv4/tcp_timer.c, Linux 6.18):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 from tcplab.judges import Judgement, judge
 from tcplab.verdict import Verdict
@@ -58,7 +59,7 @@ def _near(value: float, model: float, share: float, floor: float) -> bool:
 
 def intervals(times: tuple[float, ...]) -> tuple[float, ...]:
     """Gaps between consecutive send times."""
-    return tuple(b - a for a, b in zip(times, times[1:], strict=False))
+    return tuple(b - a for a, b in pairwise(times))
 
 
 # -- K01 ---------------------------------------------------------------------------------
@@ -103,9 +104,9 @@ def k01(m: SynRetries) -> Judgement:
     failed = m.failed_s is not None and m.errno == "ETIMEDOUT"
     extra = retransmissions - m.syn_retries
     projected: float | None = None
-    if m.default_syn_retries is not None and m.default_linear_timeouts is not None and gaps:
-        projected = sum(syn_interval(i, m.default_linear_timeouts, rto)
-                        for i in range(m.default_syn_retries + extra))
+    count = None if m.default_syn_retries is None else m.default_syn_retries + extra
+    if count is not None and m.default_linear_timeouts is not None and gaps:
+        projected = sum(syn_interval(i, m.default_linear_timeouts, rto) for i in range(count))
     figure = projected is not None and _near(projected, m.doc_last_s, FIGURE_TOLERANCE, 0.0)
     what = (f"tcp_syn_retries={m.syn_retries}, tcp_syn_linear_timeouts={m.linear_timeouts}: "
             f"{sent} SYNs at {', '.join(f'{t:.2f}' for t in m.syn_s) or 'none'} s "
@@ -115,19 +116,19 @@ def k01(m: SynRetries) -> Judgement:
             f"failed after {_s(m.failed_s)} ({m.errno or 'no error'})")
     at_default = ("" if projected is None else
                   f"; projected to the defaults ({m.default_syn_retries} and "
-                  f"{m.default_linear_timeouts}, {m.default_syn_retries + extra} retransmissions, "
+                  f"{m.default_linear_timeouts}, {count} retransmissions, "
                   f"measured first interval {rto:.2f} s): last SYN at {projected:.1f} s against "
                   f"the documented {m.doc_last_s:.0f} s (tolerance {FIGURE_TOLERANCE:.0%})")
     if not (failed and shaped and retransmissions > 0):
         return Judgement(R, what + at_default)
     if extra == 0 and figure:
         return Judgement(C, what + at_default)
-    count = ("" if extra == 0 else
+    wrong = ("" if extra == 0 else
              f"; not tcp_syn_retries retransmissions but {retransmissions} = tcp_syn_retries "
              f"+ {extra}" + (" (tcp_syn_linear_timeouts: the count and the linear timeouts "
                              "came with Linux 6.5; before it the count was tcp_syn_retries "
                              "and the figure 63 s)" if extra == m.linear_timeouts else ""))
-    return Judgement(P, what + at_default + count)
+    return Judgement(P, what + at_default + wrong)
 
 
 # -- K02 ---------------------------------------------------------------------------------
@@ -243,7 +244,7 @@ def explained_by(killed_s: float | None, retransmit_s: tuple[float, ...],
     return best
 
 
-def _on_model(a: Abandoned, limit: float, rto_max: float) -> tuple[bool, float | None]:
+def _on_model(a: Abandoned, limit: float, rto_max: float = RTO_MAX_S) -> tuple[bool, float | None]:
     model = give_up_at(limit, a.retransmit_s, rto_max)
     ok = (a.killed_s is not None and model is not None
           and _near(a.killed_s, model, KILL_TOLERANCE, KILL_TOLERANCE_S))
