@@ -29,6 +29,7 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -107,6 +108,7 @@ class Partition:
             self._ip("link", "set", "lo", "up", far=True)
             self._ip("addr", "add", f"{self.far_ip}/24", "dev", self.far_if, far=True)
             self._ip("link", "set", self.far_if, "up", far=True)
+            self._wait_running()
         except BaseException:
             self.close()
             raise
@@ -194,10 +196,26 @@ class Partition:
     def _far_path(self) -> str:
         return f"/proc/{os.getpid()}/fd/{self.far_fd}"
 
-    def _ip(self, *args: str, far: bool = False) -> None:
+    def _wait_running(self, timeout: float = 10.0) -> None:
+        """Until both ends carry traffic. A link set up has no carrier and a ``noop`` qdisc,
+        which drops everything, until the kernel's linkwatch work activates it (up to a
+        second later, more on a busy machine): a SYN sent before that is lost, and a
+        connection whose SYN was retransmitted starts with a 3 s RTO instead of 200 ms."""
+        deadline = time.monotonic() + timeout
+        while True:
+            shown = [self._ip("link", "show", "dev", name, far=far)
+                     for name, far in ((self.near_if, False), (self.far_if, True))]
+            if all("state UP" in text and "qdisc noop" not in text for text in shown):
+                return
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the veth pair did not come up in {timeout} s: {shown}")
+            time.sleep(0.01)
+
+    def _ip(self, *args: str, far: bool = False) -> str:
         argv = ["ip", *args]
         if far:
             argv = ["nsenter", f"--net={self._far_path()}", *argv]
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise subprocess.CalledProcessError(done.returncode, argv, done.stdout, done.stderr)
+        return done.stdout
