@@ -36,7 +36,7 @@ from typing import TypeVar
 
 from tcplab.errors import Unavailable
 from tcplab.kernel import netns, sysctl
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.packets import SegmentCapture
 
 T = TypeVar("T")
@@ -91,7 +91,7 @@ class Partition:
     #: what ``vanish`` has cut: "far" (near -> far lost), "near" (far -> near lost)
     cut: list[str] = field(default_factory=list)
     #: sockets and captures made through ``socket``/``capture``, closed by ``close``
-    owned: list[socket.socket | SegmentCapture | SockDiag] = field(default_factory=list)
+    owned: list[socket.socket | SegmentCapture | DiagObserver] = field(default_factory=list)
 
     # -- life -----------------------------------------------------------------------
 
@@ -179,9 +179,9 @@ class Partition:
         self.owned.append(cap)
         return cap
 
-    def diag(self, *, far: bool = False) -> SockDiag:
+    def diag(self, *, far: bool = False) -> DiagObserver:
         """A sock_diag handle that sees the near (far) namespace's sockets."""
-        handle = self.in_far(SockDiag) if far else SockDiag()
+        handle = self.in_far(DiagObserver) if far else DiagObserver()
         self.owned.append(handle)
         return handle
 
