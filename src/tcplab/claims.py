@@ -220,11 +220,13 @@ KERNEL_CLAIMS: tuple[Claim, ...] = (
               "SYN-ACK of a half-open connection: about 31 s to the last one, and the attempt "
               "times out after about 63 s."),
     _k("K03", "tcp_retries2 (default 15) bounds how long unacknowledged data is retransmitted "
-              "to a peer that vanished (about 924.6 s with exponential backoff) before the "
-              "connection is killed; the TCP_USER_TIMEOUT socket option sets that time per "
-              "socket."),
-    _k("K04", "tcp_orphan_retries bounds the retransmissions of a socket the application "
-              "closed (an orphan) to a peer that does not answer; 0 means the default of 8."),
+              "to a peer that vanished before the connection is killed: the time N doubling "
+              "retransmissions from a 200 ms RTO would take (924.6 s at 15) is a lower bound, "
+              "the kill comes at the first RTO past it; the TCP_USER_TIMEOUT socket option "
+              "(tcp(7)) sets that time per socket."),
+    _k("K04", "tcp_orphan_retries bounds, like tcp_retries2, the retransmissions of a socket "
+              "the application closed (an orphan) to a peer that does not answer; its default "
+              "is 8, which the sysctl shows as 0."),
     _k("K05", "tcp_abort_on_overflow=1 resets new connections when the listening application "
               "is too slow to accept them (its accept queue full); with the default 0 they are "
               "not reset, and a connection that overflowed in a burst recovers."),
