@@ -23,6 +23,10 @@ Usage (from a checkout, with tcplab importable)::
 main:src/tcplab/kernel/diag.py > /tmp/diag_main.py``) and times its SockDiag too, interleaved
 with the current one, for a before/after comparison under the same load.
 
+Before the farm is built it times the start-up of the ``tcplab`` command (bench_startup.py:
+``--version`` and ``watch --once`` against ``python -c pass``; ``--skip-startup`` leaves it
+out).
+
 It prints a Markdown table and writes ``BENCH.md`` and ``bench.json`` into ``--out``.
 
 Where the time goes in a full dump of 20,000 sockets (measured on the 2-core test machine):
