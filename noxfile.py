@@ -64,7 +64,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
+    """Start-up (``tcplab --version``, ``watch --once``) against ``python -c pass``, then
+    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
     session.install("-e", ".")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)
 

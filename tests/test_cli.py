@@ -53,6 +53,57 @@ def test_usage_errors_are_one_line_and_exit_2(args: tuple[str, ...], needle: str
     assert "Traceback" not in done.stderr
 
 
+def test_the_command_table_agrees_with_each_sub_command_module() -> None:
+    """cli.COMMANDS repeats each module's NAME and HELP so that ``tcplab --help`` imports none
+    of them: the copies must not drift."""
+    import importlib
+
+    from tcplab import cli
+
+    for name, (module_name, help_text) in cli.COMMANDS.items():
+        module = importlib.import_module(module_name)
+        assert (name, help_text) == (module.NAME, module.HELP), module_name
+
+
+def _loaded_by(*args: str) -> set[str]:
+    """The modules ``tcplab ARGS`` has imported when it exits (its output is ignored)."""
+    code = ("import sys\nfrom tcplab import cli\ntry:\n    cli.main(sys.argv[1:])\n"
+            "except SystemExit:\n    pass\nprint(' '.join(sorted(sys.modules)), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return set(done.stderr.split())
+
+
+@pytest.mark.parametrize(
+    ("args", "absent"),
+    [
+        (("--version",), {"tcplab.commands.run", "tcplab.commands.watch", "trio", "psutil",
+                          "tcplab.scenario"}),
+        (("--help",), {"tcplab.commands.run", "tcplab.commands.try_", "trio", "psutil"}),
+        (("watch", "--once"), {"tcplab.commands.run", "trio", "psutil", "tcplab.scenario"}),
+        (("list", "--help"), {"tcplab.commands.run", "tcplab.commands.watch"}),
+    ],
+)
+def test_a_command_imports_only_what_it_needs(args: tuple[str, ...], absent: set[str]) -> None:
+    """Issue 14 (a fast start): trio, psutil and the other sub-commands cost over 100 ms."""
+    loaded = _loaded_by(*args)
+    assert "tcplab.cli" in loaded
+    assert not loaded & absent
+
+
+def test_each_sub_command_help_lists_its_options() -> None:
+    from tcplab import cli
+
+    for name in cli.COMMANDS:
+        done = tcplab(name, "--help")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"usage: tcplab {name} "), done.stdout
+        assert cli.COMMANDS[name][1].split()[0] in done.stdout
+        assert "options:" in done.stdout and "-h, --help" in done.stdout
+    top = tcplab("--help").stdout
+    assert all(f"    {name}" in top for name in cli.COMMANDS), top
+
+
 def test_run_writes_results_and_exits_0(tmp_path: Path) -> None:
     done = tcplab("run", "server-closes-first", "linger-abort", "--repeat", "2",
                   "--results", str(tmp_path))

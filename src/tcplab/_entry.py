@@ -1,8 +1,10 @@
 """The console script's entry point, kept free of heavy imports.
 
-Loading the command line (trio, psutil, every sub-command) takes a few hundred
+Loading the command line, and then the one sub-command it runs (``tcplab.cli`` imports
+only that one, with trio or psutil if it needs them), takes from a few to a hundred-odd
 milliseconds; a Ctrl-C in that window must still end with one line and exit code 130, not a
-traceback, so the import happens inside the guard.
+traceback, so both happen inside the guard (the sub-command is imported while its arguments
+are parsed).
 
 An interrupted run leaves through ``os._exit``: CPython marks a KeyboardInterrupt raised
 inside string ``exec`` (dataclasses build their methods that way while modules import) as

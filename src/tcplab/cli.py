@@ -2,17 +2,23 @@
 
 Every error a person can cause (unknown scenario, bad option, missing privilege) is one
 plain line on stderr and a documented exit code (``tcplab.errors``), never a traceback.
+
+Only the sub-command that runs is imported (issue 14, "a fast start"): together they pull in
+trio, psutil and most of tcplab, over a hundred milliseconds that ``tcplab --version`` or a
+one-shot ``tcplab watch --once`` should not pay. So the top-level help comes from ``COMMANDS``
+below, and a sub-command's module is imported, and its options added, only when argparse
+hands it the rest of the command line (``_CommandParser``), which ``--help`` of that
+sub-command goes through too: every help text stays complete.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
 from tcplab import __version__
-from tcplab.commands import claims, doctor, list_, report, run, states, try_, watch
 from tcplab.errors import (
     EXIT_INTERRUPTED,
     EXIT_UNAVAILABLE,
@@ -21,8 +27,32 @@ from tcplab.errors import (
     first_leaf,
 )
 
-#: Each module has NAME, HELP, configure(parser) and execute(args) -> exit code.
-COMMANDS: tuple[ModuleType, ...] = (list_, run, report, claims, doctor, watch, states, try_)
+#: Sub-command name -> (its module, its HELP), in the order ``tcplab --help`` lists them. Each
+#: module has NAME, HELP, configure(parser) and execute(args) -> exit code; its HELP is
+#: repeated here so that listing the commands imports none of them (tests/test_cli.py checks
+#: that the two agree).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "list": ("tcplab.commands.list_", "list the scenarios: id, claims, requirements, title"),
+    "run": ("tcplab.commands.run",
+            "run scenarios (all but slow ones by default) and write results/<run>/results.json"),
+    "report": ("tcplab.commands.report",
+               "write REPORT.md and report.html (sequence diagrams) from a results.json "
+               "(default: the newest run), or print one format"),
+    "claims": ("tcplab.commands.claims",
+               "the claims ledger: each claim's verdict in a run (newest "
+               "results/*/results.json by default)"),
+    "doctor": ("tcplab.commands.doctor",
+               "audit this host's TCP tunables (read only): value, what it really does, advice"),
+    "watch": ("tcplab.commands.watch",
+              "sockets per state and per owning process, refreshed in place (CLOSE_WAIT "
+              "growth marked)"),
+    "states": ("tcplab.commands.states",
+               "each TCP state: the scenario holding it, how, and what the newest results "
+               "observed"),
+    "try": ("tcplab.commands.try_",
+            "measure what net.* settings (KEY=VALUE or a sysctl.conf) change, in private "
+            "namespaces"),
+}
 
 EPILOG = """exit codes: 0 all passed (skips included, unless run --strict), 1 a scenario failed
 (or, with run --strict, was skipped), 2 usage error,
@@ -36,16 +66,36 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+class _CommandParser(_Parser):
+    """A sub-command's parser, filled in (module imported, ``configure`` called) the first
+    time it parses: argparse calls ``parse_known_args`` on the chosen sub-command only."""
+
+    module_name = ""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self.load()
+        return super().parse_known_args(args, namespace)
+
+    def load(self) -> None:
+        """Import the sub-command's module and add its options (once)."""
+        if self.module_name:
+            module = importlib.import_module(self.module_name)
+            self.module_name = ""
+            module.configure(self)
+            self.set_defaults(execute=module.execute, command_parser=self)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tcplab", description="TCP socket lifecycles on a real Linux kernel.",
                      epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tcplab {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     sub.required = True
-    for module in COMMANDS:
-        command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.configure(command)
-        command.set_defaults(execute=module.execute, command_parser=command)
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.module_name = module_name
     return parser
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+# Not ``from typing import TYPE_CHECKING`` and no runtime pathlib: every command imports this
+# module first, before it knows what it will need (mypy treats any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_OK = 0  # every selected scenario passed (or was skipped with a reason, unless --strict)
 EXIT_FAILED = 1  # a scenario failed (the kernel did not do what it asserts, or it crashed),

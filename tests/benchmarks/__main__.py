@@ -1,4 +1,4 @@
-"""``python -m tests.benchmarks``: the observer benchmark (see bench_observer.py)."""
+"""``python -m tests.benchmarks``: start-up, then the observer benchmark (see bench_observer.py)."""
 
 import sys
 from pathlib import Path

@@ -23,6 +23,10 @@ Usage (from a checkout, with tcplab importable)::
 main:src/tcplab/kernel/diag.py > /tmp/diag_main.py``) and times its SockDiag too, interleaved
 with the current one, for a before/after comparison under the same load.
 
+Before the farm is built it times the start-up of the ``tcplab`` command (bench_startup.py:
+``--version`` and ``watch --once`` against ``python -c pass``; ``--skip-startup`` leaves it
+out).
+
 It prints a Markdown table and writes ``BENCH.md`` and ``bench.json`` into ``--out``.
 
 Where the time goes in a full dump of 20,000 sockets (measured on the 2-core test machine):
@@ -60,6 +64,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import bench_startup
 from farm import FD_RESERVE, Farm, Plan, build, raise_fd_limit
 
 from tcplab.errors import Unavailable
@@ -336,6 +341,8 @@ def render(report: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| target | result | figures |", "|---|---|---|"]
     lines += [f"| {name} | {verdict(ok)} | {why} |" for name, ok, why in report["targets"]]
+    if "startup" in report:
+        lines += ["", *bench_startup.render(report["startup"])]
     if before:
         lines += ["", f"'before': the SockDiag of {report['before']}, reused like `sock_diag`, "
                   "interleaved with it in the same rounds."]
@@ -360,6 +367,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="another diag.py to time alongside (before/after)")
     parser.add_argument("--label", default="", help="a name for this run, kept in bench.json")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke test)")
+    parser.add_argument("--skip-startup", action="store_true",
+                        help="leave out the start-up figures (tcplab --version, watch --once)")
     parser.add_argument("--host-netns", action="store_true",
                         help="stay in the host's network namespace even as root")
     return parser.parse_args(argv)
@@ -396,6 +405,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "before": args.before,
     }
     print(f"bench: {namespace}; fd limit {fd_limit}", file=sys.stderr)
+    if not args.skip_startup:  # first, while the namespace holds no socket: an idle host
+        report["startup"] = bench_startup.measure(
+            bench_startup.QUICK_ROUNDS if args.quick else bench_startup.ROUNDS)
     target = Target()
     farms: list[Farm] = []
     have = 0

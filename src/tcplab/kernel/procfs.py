@@ -11,8 +11,7 @@ import os
 import socket
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import replace
-
-import psutil
+from functools import cache
 
 from tcplab.kernel.model import Address, FourTuple, Owner, SocketRecord
 from tcplab.states import TcpState, from_kernel
@@ -161,19 +160,25 @@ def counter_delta(before: Mapping[str, int], after: Mapping[str, int]) -> dict[s
     return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
 
 
-_PSUTIL_STATES = {
-    psutil.CONN_ESTABLISHED: TcpState.ESTABLISHED,
-    psutil.CONN_SYN_SENT: TcpState.SYN_SENT,
-    psutil.CONN_SYN_RECV: TcpState.SYN_RECV,
-    psutil.CONN_FIN_WAIT1: TcpState.FIN_WAIT1,
-    psutil.CONN_FIN_WAIT2: TcpState.FIN_WAIT2,
-    psutil.CONN_TIME_WAIT: TcpState.TIME_WAIT,
-    psutil.CONN_CLOSE: TcpState.CLOSED,
-    psutil.CONN_CLOSE_WAIT: TcpState.CLOSE_WAIT,
-    psutil.CONN_LAST_ACK: TcpState.LAST_ACK,
-    psutil.CONN_LISTEN: TcpState.LISTEN,
-    psutil.CONN_CLOSING: TcpState.CLOSING,
-}
+@cache
+def _psutil_states() -> dict[str, TcpState]:
+    """psutil's state names -> ours. psutil is imported here, on first use, not with this
+    module: ``tcplab watch`` needs the fd scan above but not psutil's few milliseconds."""
+    import psutil
+
+    return {
+        psutil.CONN_ESTABLISHED: TcpState.ESTABLISHED,
+        psutil.CONN_SYN_SENT: TcpState.SYN_SENT,
+        psutil.CONN_SYN_RECV: TcpState.SYN_RECV,
+        psutil.CONN_FIN_WAIT1: TcpState.FIN_WAIT1,
+        psutil.CONN_FIN_WAIT2: TcpState.FIN_WAIT2,
+        psutil.CONN_TIME_WAIT: TcpState.TIME_WAIT,
+        psutil.CONN_CLOSE: TcpState.CLOSED,
+        psutil.CONN_CLOSE_WAIT: TcpState.CLOSE_WAIT,
+        psutil.CONN_LAST_ACK: TcpState.LAST_ACK,
+        psutil.CONN_LISTEN: TcpState.LISTEN,
+        psutil.CONN_CLOSING: TcpState.CLOSING,
+    }
 
 
 def psutil_records() -> list[SocketRecord]:
@@ -182,6 +187,9 @@ def psutil_records() -> list[SocketRecord]:
     psutil gives no timers, queues or inode, but it is an independent reading of the same
     tables, and it names owners itself: tcplab's second backend and cross-check.
     """
+    import psutil
+
+    states = _psutil_states()
     records = []
     for conn in psutil.net_connections(kind="tcp"):
         if not conn.laddr:
@@ -191,7 +199,7 @@ def psutil_records() -> list[SocketRecord]:
         owners = (Owner(conn.pid, conn.fd),) if conn.pid is not None and conn.fd >= 0 else ()
         records.append(
             SocketRecord(
-                state=_PSUTIL_STATES.get(conn.status, TcpState.CLOSED),
+                state=states.get(conn.status, TcpState.CLOSED),
                 four_tuple=FourTuple(Address(conn.laddr.ip, conn.laddr.port), remote),
                 owners=owners,
             )
