@@ -188,7 +188,12 @@ def compare(tried: Mapping[str, Any], default: Mapping[str, Any]) -> list[dict[s
         a, b = a_fields.get(field), b_fields.get(field)
         name, unit = label(field)
         changed = differs(a, b, waited)
-        shown_a, shown_b = show(a, unit, waited[0]), show(b, unit, waited[1])
+        # a field only one run has (a list one item longer: one more SYN sent) is "none" in
+        # the other, not a lifetime cut by the wait
+        shown_a = show(a, unit, waited[0]) if field in a_fields else "none"
+        shown_b = show(b, unit, waited[1]) if field in b_fields else "none"
+        if field not in a_fields or field not in b_fields:
+            changed = True
         if changed:
             phrase = f"{name} now {shown_a} (default {shown_b})"
         elif changed is None:
