@@ -83,12 +83,14 @@ async def _run(settings: dict[str, str], scenarios: list[Scenario], max_wait: fl
         for scenario in scenarios:
             for side in sides:
                 nursery.start_soon(one, scenario, side)
-    return {"settings": [_report(key, value, defaults[key], scenarios, runs)
+    in_force = {(value, defaults[key]) for key, value in settings.items()}
+    return {"settings": [_report(key, value, defaults[key], scenarios, runs, in_force)
                          for key, value in settings.items()]}
 
 
 def _report(key: str, value: str, default: str | None, scenarios: list[Scenario],
-            runs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+            runs: dict[tuple[str, str], dict[str, Any]],
+            in_force: set[tuple[str, str | None]]) -> dict[str, Any]:
     item: dict[str, Any] = {"key": key, "value": value, "default": default, "measured": False,
                             "figures": [], "scenarios": [], "claims": [], "errors": []}
     for scenario in scenarios:
@@ -104,8 +106,8 @@ def _report(key: str, value: str, default: str | None, scenarios: list[Scenario]
             item["errors"].extend(errors)
             continue
         for row in trying.compare(tried, base):
-            # the key's own value read back in each run: in force, not an effect
-            echo = (str(row["tried"]), str(row["default"])) == (value, default)
+            # a tried key's value read back in each run: in force, not an effect
+            echo = (str(row["tried"]), str(row["default"])) in in_force
             item["figures"].append({"scenario": scenario.id, **row, "in_force": echo})
     if not item["measured"]:
         item["reason"] = "no scenario measures this key (Scenario.measures)"
