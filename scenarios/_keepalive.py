@@ -30,6 +30,7 @@ from tcplab.judges.timers import KeepaliveRule
 from tcplab.kernel.packets import deafen
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
+from tcplab.scenario import capped
 
 S = TcpState
 POLL_S = 0.05
@@ -126,7 +127,7 @@ async def detect_dead_peer(lab: Lab, conn: Connection, expected_s: float) -> Det
         nursery.start_soon(watch, cancel)
         # A deadline, measured rather than raised: a keepalive that never gives up is a
         # result the verdicts must be able to state (errno stays 0, detected_s the wait).
-        with trio.move_on_after(expected_s + 5):
+        with trio.move_on_after(capped(expected_s + 5)):  # tcplab try's --max-wait
             found.errno = await client.recv_error()
         found.detected_s = lab.clock() - last_activity
         cancel.cancel()

@@ -8,6 +8,8 @@ SYN_SENT, and it retransmits no SYN that could draw an extra SYN-ACK), while the
 way back to it leads nowhere (``_vanish``). tcp_synack_retries is 2 (about 7 s); each
 SYN-ACK is captured, and the request (SYN_RECV) is polled until the kernel drops it. The
 default is read in a fresh namespace; 31 s and 63 s are projected from measured intervals.
+The value in force is read (``tcplab try`` runs this with an operator's; the wait for the
+drop grows with it, capped by ``--max-wait``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from _vanish import Wire, after, gone, syn, vanishing
 from tcplab import Lab, Scenario, Verdicts
 from tcplab.expect import ExpectationFailed
 from tcplab.judges.retries import SynAckRetries
+from tcplab.kernel import sysctl
 from tcplab.kernel.model import Address, FourTuple
+from tcplab.scenario import capped
 
 NAME, RETRIES = "net.ipv4.tcp_synack_retries", 2
 scenario = Scenario(
@@ -26,11 +30,13 @@ scenario = Scenario(
     claims=("K02",),
     sysctls={NAME: RETRIES},
     timeout=40,
+    measures=(NAME,),
 )
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
+    retries = sysctl.read_int(NAME) or 0  # RETRIES, unless tcplab try overrides it
     async with vanishing() as part:
         listener = part.socket()
         listener.bind((part.near_ip, 0))
@@ -45,11 +51,12 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         client.close()
         if lab.observer.lookup(request) is None:
             raise ExpectationFailed("the listener holds no request (SYN_RECV) for the client")
-        dropped_at = await gone(lambda: lab.observer.lookup(request), up_to=30)
+        dropped_at = await gone(lambda: lab.observer.lookup(request),  # 30 s at 2
+                                up_to=capped(max(30, 2 ** (retries + 1) + 4)))
         synacks = wire.sent(port, syn)
     default = (await fresh_netns_ints(NAME))[NAME]
     verdicts.judge("K02", SynAckRetries(
-        synack_retries=RETRIES, synack_s=after(synacks, first.t),
+        synack_retries=retries, synack_s=after(synacks, first.t),
         dropped_s=None if dropped_at is None else dropped_at - first.t,
         default_synack_retries=default))
 

@@ -18,7 +18,7 @@ import signal
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -91,12 +91,18 @@ def summarize(results: Sequence[ScenarioResult]) -> list[dict[str, Any]]:
     return out
 
 
-async def run_one(scenario: Scenario) -> ScenarioResult:
-    """Run ``scenario`` once in a child process and read back its result."""
+async def run_one(scenario: Scenario, *, sysctls: Mapping[str, str | None] | None = None,
+                  max_wait: float | None = None) -> ScenarioResult:
+    """Run ``scenario`` once in a child process and read back its result; ``sysctls`` and
+    ``max_wait`` are ``run_in_process``'s run-time overrides (``tcplab try``)."""
     assert scenario.path is not None
+    arguments: dict[str, Any] = {"path": str(scenario.path)}
+    seconds = scenario.timeout
+    if sysctls is not None:
+        arguments.update(sysctls=dict(sysctls), max_wait=max_wait)
+        seconds += 2 * (max_wait or 0.0)
     try:
-        done = await process.run_in_child("tcplab.runner:run_file", {"path": str(scenario.path)},
-                                          seconds=scenario.timeout)
+        done = await process.run_in_child("tcplab.runner:run_file", arguments, seconds=seconds)
     except OSError as exc:
         return ScenarioResult(scenario.id, scenario.title, scenario.claims, "failed",
                               reason=f"could not start {sys.executable}: {exc.strerror}")
@@ -115,9 +121,11 @@ async def run_one(scenario: Scenario) -> ScenarioResult:
     return failed
 
 
-def run_file(path: str) -> dict[str, Any]:
+def run_file(path: str, sysctls: dict[str, str | None] | None = None,
+             max_wait: float | None = None) -> dict[str, Any]:
     """In the run's child: load the scenario at ``path`` and run it (``run_one``)."""
-    return run_in_process(catalog.load(Path(path))).to_json()
+    return run_in_process(catalog.load(Path(path)), sysctls=sysctls,
+                          max_wait=max_wait).to_json()
 
 
 class Progress(Protocol):

@@ -13,6 +13,7 @@ another scenario).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -97,6 +98,9 @@ class Scenario:
     record: bool = True
     #: slow scenarios (waiting out real kernel timers) run only when asked for.
     slow: bool = False
+    #: net.* keys whose value the body reads from its namespace at run time (not a constant)
+    #: and scales its waits to (``capped``): ``tcplab try`` runs it with a tried value of one.
+    measures: tuple[str, ...] = ()
     doc: str = ""
     path: Path | None = None
     _body: Body | None = None
@@ -211,12 +215,46 @@ def _mode(scenario: Scenario, namespace: str | None) -> str:
     return f"private netns {namespace}" + (f" ({settings})" if settings else "")
 
 
-def run_in_process(scenario: Scenario) -> ScenarioResult:
+#: This run's limit on a wait for a lifetime (``tcplab try --max-wait``; None: no limit),
+#: and whether a wait was cut short by it.
+_wait_cap: float | None = None
+_wait_cut = False
+
+
+def capped(seconds: float) -> float:
+    """``seconds``, or the run's wait limit if that is shorter. A scenario that measures a key
+    (``Scenario.measures``) waits as long as that key's value in force says; ``tcplab try`` runs
+    it with an operator's value and limits the wait, and reports what outlived it."""
+    global _wait_cut
+    if _wait_cap is not None and seconds > _wait_cap:
+        _wait_cut = True
+        return _wait_cap
+    return seconds
+
+
+def overridden(scenario: Scenario, sysctls: Mapping[str, str | None],
+               max_wait: float) -> Scenario:
+    """``scenario`` with ``sysctls`` merged over its own (None: drop the scenario's own setting
+    of that key, so the namespace default applies), in a private namespace, its time limit
+    grown by the waits ``max_wait`` allows (a body waits at most two in a row)."""
+    merged = {k: v for k, v in {**scenario.sysctls, **sysctls}.items() if v is not None}
+    return dataclasses.replace(scenario, sysctls=merged, private_netns=True,
+                               timeout=scenario.timeout + 2 * max_wait)
+
+
+def run_in_process(scenario: Scenario, *, sysctls: Mapping[str, str | None] | None = None,
+                   max_wait: float | None = None) -> ScenarioResult:
     """Run ``scenario`` once in this process and return its result; never raises but for Ctrl-C.
 
     A scenario needing a private namespace moves this whole process into one, so call this
     only in a process dedicated to the run (a scenario script, a runner's child).
+    ``sysctls`` (``tcplab try``) overrides the scenario's own, see ``overridden``; ``max_wait``
+    limits the waits of a body that uses ``capped``.
     """
+    global _wait_cap
+    if sysctls is not None:
+        scenario = overridden(scenario, sysctls, max_wait or 0.0)
+    _wait_cap = max_wait
     base = ScenarioResult(scenario.id, scenario.title, scenario.claims, "skipped")
     reason = scenario.unmet()
     if reason:
@@ -231,7 +269,12 @@ def run_in_process(scenario: Scenario) -> ScenarioResult:
             return base
     base.mode = _mode(scenario, namespace)
     base.sysctls = sysctl.read_watched()
-    return trio.run(_run_body, scenario, base)
+    for name in scenario.measures:  # the value each measured key had in this run
+        base.sysctls[name] = sysctl.read(name)
+    result = trio.run(_run_body, scenario, base)
+    if _wait_cut:
+        result.evidence["wait_capped_s"] = _wait_cap
+    return result
 
 
 async def _run_body(scenario: Scenario, result: ScenarioResult) -> ScenarioResult:

@@ -1,43 +1,33 @@
-"""``tcplab try``: what a set of ``net.*`` settings changes, measured in private namespaces.
+"""``tcplab try``: what a set of ``net.*`` settings changes, measured by the scenarios.
 
-An operator's sysctl.conf (or ``KEY=VALUE`` arguments) is parsed and checked here, then each
-*measure* that concerns one of its keys runs twice, at the same time, in two fresh network
-namespaces (``tcplab.isolated``): once with every tried setting applied, once with none (this
-kernel's namespace defaults). The host's ``/proc/sys`` is never written: the only writes happen
-after ``unshare(CLONE_NEWNET)``, in a child that dies with its namespace.
-
-Why measures of their own and not the scenarios: a scenario pins its sysctls to short values
-it relies on (fin-wait2-timeout sets ``tcp_fin_timeout`` = 3, asserts it as a precondition and
-bounds its waits by it), so it cannot run with an operator's value. A measure reads what the
-kernel does with whatever value it finds, and names the claims and scenario that judge the same
-mechanism, so the operator can read the verdicts there. Which key goes to which measure is the
-explicit table ``MEASURES``; a key in no measure is reported as "not measured", never skipped.
+An operator's sysctl.conf (or ``KEY=VALUE`` arguments) is parsed and checked here. Then every
+scenario that declares it measures one of the keys (``Scenario.measures``: it reads the key's
+value from its namespace at run time and scales its waits to it) runs twice, at the same time,
+each in a private network namespace (``runner.run_one`` with run-time sysctls): once with every
+tried setting merged over the scenario's own, once with the scenario's own settings of the tried
+keys removed, so this kernel's namespace defaults apply. What changed is read from the two
+results: the measured fields of each verdict's evidence (the judge's measurement) and the run's
+notes, side by side. A key no scenario measures is reported as "not measured", never skipped.
+The host's ``/proc/sys`` is never written: the only writes happen after
+``unshare(CLONE_NEWNET)``, in a child that dies with its namespace.
 """
 
 from __future__ import annotations
 
 import re
-import socket
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from tcplab.errors import UsageError
-from tcplab.expect import reaches, within
 from tcplab.kernel import sysctl
-from tcplab.kernel.model import SocketRecord, TimerKind
-from tcplab.kernel.packets import deafen
 from tcplab.lab import Lab
-from tcplab.ports import active_close
-from tcplab.states import TcpState as S
+from tcplab.scenario import Scenario
 
 #: A measured figure that differs by more than this (seconds: absolute + relative) "changed".
 TOLERANCE_S, TOLERANCE_REL = 0.5, 0.05
-#: Seconds a lifetime is waited beyond the value that should end it (polling, scheduling).
-SLACK_S = 3.0
-#: Seconds a run needs beyond its waits (namespace, interpreter, connections).
-OVERHEAD_S = 3.0
+#: Evidence that is not a measurement: how the run went, not what it saw.
+NOT_MEASURED = ("traceback", "wait_capped_s")
 
 _LINE = re.compile(r"^\s*-?\s*([A-Za-z0-9_./-]+)\s*=\s*(.*?)\s*$")
 
@@ -84,84 +74,12 @@ def parse(arguments: Sequence[str]) -> dict[str, str]:
     return settings
 
 
-# -- the measures -----------------------------------------------------------------------------
+# -- which scenarios, and a probe of the settings --------------------------------------------
 
 
-@dataclass(frozen=True)
-class Figure:
-    """One measured field of a probe's result, phrased for an operator."""
-
-    name: str  # the key in the probe's result
-    #: "an orphaned FIN_WAIT2 {adv}lasts": adv is "now " or "still ", then the figure follows
-    phrase: str
-    keys: tuple[str, ...]  # the settings this figure reports on
-    unit: str = "s"
-
-    @property
-    def label(self) -> str:
-        return self.phrase.format(adv="")
-
-
-@dataclass(frozen=True)
-class Measure:
-    """A probe (an async function of this module, run in a fresh namespace) and its figures."""
-
-    probe: str
-    figures: tuple[Figure, ...]
-    #: the scenario that judges the same mechanism, and its claims (see `tcplab claims`)
-    scenario: str
-    claims: tuple[str, ...]
-    #: the settings whose values decide how long the probe must wait to see everything
-    waits_on: tuple[str, ...] = ()
-
-    @property
-    def keys(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(k for f in self.figures for k in f.keys))
-
-    def needed(self, values: Mapping[str, str | None], tried: Sequence[str]) -> float:
-        """Seconds the probe must wait to see every lifetime end with these values; 0 when
-        none of the ``tried`` keys is one that lifetimes depend on (nothing to wait for)."""
-        if not set(self.waits_on) & set(tried):
-            return 0.0
-        ints = {k: _int(values.get(k)) for k in self.waits_on}
-        if self.probe == "fin_timeout":
-            return max(ints[FIN] or 60, 60) + SLACK_S
-        if self.probe == "keepalive":
-            return 1 + (ints[INTVL] or 75) * (ints[PROBES] or 9) + SLACK_S
-        return 0.0
-
-
-FIN = "net.ipv4.tcp_fin_timeout"
-TIME, INTVL, PROBES = (f"net.ipv4.tcp_keepalive_{k}" for k in ("time", "intvl", "probes"))
-
-MEASURES: tuple[Measure, ...] = (
-    Measure("fin_timeout", (
-        Figure("fin_wait2_timer_s", "an orphaned FIN_WAIT2's timer {adv}starts at", (FIN,)),
-        Figure("fin_wait2_life_s", "an orphaned FIN_WAIT2 {adv}lasts", (FIN,)),
-        Figure("time_wait_timer_s", "TIME_WAIT's timer {adv}starts at", (FIN,)),
-        Figure("time_wait_life_s", "TIME_WAIT {adv}lasts", (FIN,)),
-    ), "fin-wait2-timeout", ("C25", "C26", "C27"), waits_on=(FIN,)),
-    Measure("keepalive", (
-        Figure("first_probe_s", "an idle SO_KEEPALIVE socket's first probe is {adv}due after",
-               (TIME,)),
-        Figure("probe_gap_s", "unanswered probes are {adv}spaced", (INTVL,)),
-        Figure("probes_sent", "a dead peer {adv}gets probes before the drop:", (PROBES,),
-               unit=""),
-        Figure("dead_after_s", "a dead peer (idle 1 s by TCP_KEEPIDLE) is {adv}dropped after",
-               (INTVL, PROBES)),
-    ), "keepalive-sysctls", ("C34", "C35"), waits_on=(INTVL, PROBES)),
-)
-
-
-def measures_for(keys: Sequence[str]) -> list[Measure]:
-    return [m for m in MEASURES if set(m.keys) & set(keys)]
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value is not None and value.lstrip("-").isdigit() else None
-
-
-# -- probes: run in a child, in a fresh namespace with the settings applied -------------------
+def scenarios_for(catalog: Iterable[Scenario], keys: Sequence[str]) -> list[Scenario]:
+    """The scenarios that measure at least one of ``keys`` (``Scenario.measures``)."""
+    return [s for s in catalog if set(s.measures) & set(keys)]
 
 
 async def check(lab: Lab, settings: dict[str, str],
@@ -182,124 +100,107 @@ async def check(lab: Lab, settings: dict[str, str],
     return out
 
 
-async def _gone_after(lab: Lab, end: Any, start: float, wait: float) -> float | None:
-    """Seconds from ``start`` until ``end`` is gone (or CLOSED), or None at ``start + wait``."""
-    def ended() -> bool:
-        record = end.observe_all()
-        return record is None or record.state is S.CLOSED
-    went = await within(ended, timeout=max(0.0, start + wait - lab.clock()))
-    return None if went is None else round(lab.clock() - start, 2)
+# -- the measured fields of a run ---------------------------------------------------------------
 
 
-def _timer(record: SocketRecord, *kinds: TimerKind) -> float | None:
-    return round(record.timer.remaining, 2) if record.timer.kind in kinds else None
+def _flat(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _flat(f"{prefix}.{key}" if prefix else str(key), item, into)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _flat(f"{prefix}[{index}]", item, into)
+        if not value:
+            into[prefix] = None
+    else:
+        into[prefix] = value
 
 
-async def fin_timeout(lab: Lab, wait: float) -> dict[str, Any]:
-    """Probe: an orphan (closed while its peer keeps CLOSE_WAIT) and a plain active close:
-    the timer each gets on entering FIN_WAIT2 / TIME_WAIT, and how long each lasts (waited up
-    to ``wait`` seconds; None: still there). The orphaned FIN_WAIT2's timer is a keepalive timer
-    or, when the fin timeout is 60 s or less, a timewait socket's (tcp_close in net/ipv4/tcp.c)."""
-    orphan = await lab.connect()
-    start = lab.clock()
-    await orphan.client.close()
-    entered = await reaches(orphan.client, S.FIN_WAIT2)
-    await reaches(orphan.server, S.CLOSE_WAIT)
-    plain = await lab.connect()
-    tw = await active_close(plain)
-    tw_start = lab.clock()
-    if tw.state is not S.TIME_WAIT:
-        raise RuntimeError(f"no TIME_WAIT after an active close: {tw.state.value}")
-    orphan_life = await _gone_after(lab, orphan.client, start, wait)
-    tw_life = await _gone_after(lab, plain.client, tw_start, wait)
-    return {"fin_wait2_timer_s": _timer(entered, TimerKind.KEEPALIVE, TimerKind.TIMEWAIT),
-            "fin_wait2_life_s": orphan_life,
-            "time_wait_timer_s": _timer(tw, TimerKind.TIMEWAIT), "time_wait_life_s": tw_life,
-            "waited_s": wait}
+def measured(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A scenario result's (``ScenarioResult.to_json``) measured fields, flat: each verdict's
+    evidence under its claim (claims judged on the same measurement share one name,
+    ``C25/C26``), then the run's notes."""
+    groups: list[tuple[list[str], Any]] = []
+    for verdict in result.get("verdicts", []):
+        for claims, evidence in groups:
+            if evidence == verdict.get("evidence"):
+                claims.append(verdict["claim"])
+                break
+        else:
+            groups.append(([verdict["claim"]], verdict.get("evidence")))
+    out: dict[str, Any] = {}
+    for claims, evidence in groups:
+        _flat("/".join(claims), evidence, out)
+    notes = {k: v for k, v in result.get("evidence", {}).items() if k not in NOT_MEASURED}
+    _flat("", notes, out)
+    return out
 
 
-async def keepalive(lab: Lab, wait: float) -> dict[str, Any]:
-    """Probe: the keepalive timer an idle socket gets when SO_KEEPALIVE is set (the idle time),
-    then a peer made deaf (``packets.deafen``: its segments are dropped before TCP) against a
-    client idle 1 s by TCP_KEEPIDLE: the timer after the first unanswered probe (the interval),
-    the probes sent, and when the kernel drops the connection (waited up to ``wait``)."""
-    idle = await lab.connect()
-    idle.client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    armed = idle.client.observe()
-    dead = await lab.connect()
-    deafen(dead.server.sock)
-    dead.client.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 1)
-    start = lab.clock()
-    dead.client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    probes = 0
-
-    def seen() -> SocketRecord | None:
-        nonlocal probes
-        record = dead.client.observe()
-        if record is not None and record.timer.kind is TimerKind.KEEPALIVE:
-            probes = max(probes, record.timer.fired)
-        return record
-
-    def probed() -> SocketRecord | None:
-        record = seen()
-        return record if probes >= 1 else None
-    first = await within(probed, timeout=10.0)
-    dropped = None
-    if wait > 0:
-        went = await within(lambda: _ended(seen()), timeout=max(0.0, start + wait - lab.clock()))
-        dropped = None if went is None else round(lab.clock() - start, 2)
-    return {"first_probe_s": None if armed is None else _timer(armed, TimerKind.KEEPALIVE),
-            "probe_gap_s": None if first is None else _timer(first, TimerKind.KEEPALIVE),
-            "probes_sent": probes if dropped is not None else None, "dead_after_s": dropped, "waited_s": wait}
-
-
-def _ended(record: SocketRecord | None) -> bool:
-    return record is None or record.state is S.CLOSED
+def label(field: str) -> tuple[str, str]:
+    """A field's name for people, and its unit: ``C25/C26.orphan_lifetime_s`` ->
+    (``C25/C26 orphan lifetime``, ``s``)."""
+    unit = "s" if re.search(r"_s(\[\d+\])?$", field) else ""
+    text = re.sub(r"_s(\[\d+\])?$", r"\1", field)
+    return text.replace(".", " ").replace("_", " "), unit
 
 
 # -- comparing the two runs -------------------------------------------------------------------
 
 
-def differs(tried: object, default: object, waited: tuple[float, float]) -> bool | None:
-    """Whether a figure changed: numbers beyond the tolerance; a lifetime that ended in one run
-    and not within the other's wait. None: neither run saw it end (nothing to compare)."""
+def differs(tried: object, default: object, waited: tuple[float | None, float | None]
+            ) -> bool | None:
+    """Whether a figure changed: numbers beyond the tolerance, other values when unequal; a
+    lifetime that ended in one run (a number) and not in the other (None) changed unless the
+    other's wait was cut (``waited``: the cap that cut it) before that number. None: neither
+    run saw it (nothing to compare)."""
     if isinstance(tried, int | float) and isinstance(default, int | float):
         return abs(tried - default) > TOLERANCE_S + TOLERANCE_REL * max(abs(tried), abs(default))
     if tried is None and default is None:
         return None
-    number, other_wait = (tried, waited[1]) if default is None else (default, waited[0])
-    return not isinstance(number, int | float) or number < other_wait
+    if tried is not None and default is not None:
+        return tried != default
+    number, other_cap = (tried, waited[1]) if default is None else (default, waited[0])
+    if isinstance(number, int | float) and other_cap is not None:
+        return number < other_cap
+    return True
 
 
-def show(value: object, unit: str, waited: float) -> str:
-    """A figure for people: ``10.0 s``, ``> 120 s`` (still there when the wait ended)."""
-    if value is None and waited <= 0:
-        return "not waited"
+def show(value: object, unit: str, waited: float | None) -> str:
+    """A figure for people: ``10.0 s``; a lifetime whose wait was cut at ``waited`` s
+    (``--max-wait``) and not seen to end: ``> 120 s, still there``; ``none`` (not seen)."""
+    if value is None and unit == "s" and waited is not None:
+        return "not waited" if waited <= 0 else f"> {waited:.0f} s, still there"
     if value is None:
-        return f"> {waited:.0f} s, still there" if unit == "s" else f"?, alive at {waited:.0f} s"
+        return "none"
     if isinstance(value, float):
         return f"{value:.1f} {unit}".strip()
     return f"{value} {unit}".strip()
 
 
-def compare(measure: Measure, key: str, tried: Mapping[str, Any],
-            default: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The figures of ``measure`` about ``key``, side by side, each with an operator's phrase."""
-    waited = (float(tried.get("waited_s", 0)), float(default.get("waited_s", 0)))
+def compare(tried: Mapping[str, Any], default: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Two results of one scenario (with the tried settings, with the defaults), field by
+    field, each with an operator's phrase."""
+    waited = (tried.get("evidence", {}).get("wait_capped_s"),
+              default.get("evidence", {}).get("wait_capped_s"))
+    a_fields, b_fields = measured(tried), measured(default)
     rows = []
-    for figure in measure.figures:
-        if key not in figure.keys:
-            continue
-        a, b = tried.get(figure.name), default.get(figure.name)
+    for field in dict.fromkeys([*a_fields, *b_fields]):
+        a, b = a_fields.get(field), b_fields.get(field)
+        name, unit = label(field)
         changed = differs(a, b, waited)
-        shown_a, shown_b = show(a, figure.unit, waited[0]), show(b, figure.unit, waited[1])
+        # a field only one run has (a list one item longer: one more SYN sent) is "none" in
+        # the other, not a lifetime cut by the wait
+        shown_a = show(a, unit, waited[0]) if field in a_fields else "none"
+        shown_b = show(b, unit, waited[1]) if field in b_fields else "none"
+        if field not in a_fields or field not in b_fields:
+            changed = True
         if changed:
-            phrase = f"{figure.phrase.format(adv='now ')} {shown_a} (default {shown_b})"
+            phrase = f"{name} now {shown_a} (default {shown_b})"
         elif changed is None:
-            phrase = "" if max(waited) <= 0 else f"{figure.label}: neither run saw it end"
+            phrase = ""
         else:
-            phrase = f"{figure.phrase.format(adv='still ')} {shown_b}"
-        rows.append({"figure": figure.name, "label": figure.label,
-                     "tried": a, "default": b, "tried_shown": shown_a,
-                     "default_shown": shown_b, "changed": changed, "says": phrase})
+            phrase = f"{name} still {shown_b}"
+        rows.append({"figure": field, "label": name, "tried": a, "default": b,
+                     "tried_shown": shown_a, "default_shown": shown_b, "changed": changed,
+                     "says": phrase})
     return rows

@@ -1,10 +1,11 @@
 """``tcplab try``: what each line of a sysctl.conf changes, measured before it is deployed.
 
 The settings are checked (``net.*`` only, each existing in a fresh network namespace and its
-value accepted there), then every measure concerning them (``tcplab.trying.MEASURES``) runs in
-two fresh namespaces at once: with all the tried settings, and with none. The figures are shown
-side by side with what changed; keys that no measure covers are listed as "not measured". The
-host's sysctls are never written. How long it will take is said before it starts.
+value accepted there), then every scenario measuring one of them (``Scenario.measures``) runs
+twice at once, each in a private namespace: with the tried settings over its own, and with its
+own settings of those keys removed (the namespace defaults). The measured fields of the two
+results are shown side by side with what changed; keys that no scenario measures are listed as
+"not measured". The host's sysctls are never written.
 """
 
 from __future__ import annotations
@@ -18,15 +19,13 @@ from typing import Any
 
 import trio
 
-from tcplab import table, trying
+from tcplab import catalog, runner, table, trying
 from tcplab.errors import EXIT_FAILED, EXIT_OK, Unavailable, UsageError
 from tcplab.isolated import run_isolated
-from tcplab.scenario import REQUIREMENTS
+from tcplab.scenario import REQUIREMENTS, Scenario
 
 NAME = "try"
 HELP = "measure what net.* settings (KEY=VALUE or a sysctl.conf) change, in private namespaces"
-#: Seconds a probe child may take beyond its own waits before it is given up.
-PROBE_MARGIN_S = 30.0
 
 
 def _seconds(text: str) -> float:
@@ -47,7 +46,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="wait at most S seconds for a lifetime to end (default: "
                              "%(default)s)")
     parser.add_argument("--quick", action="store_true",
-                        help="timers only: wait out no lifetime (a few seconds)")
+                        help="wait out no lifetime (--max-wait 0): timers only, a few seconds")
+    parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
 
 
 def _checked(settings: dict[str, str], answer: dict[str, dict[str, str | None]]) -> None:
@@ -61,62 +61,58 @@ def _checked(settings: dict[str, str], answer: dict[str, dict[str, str | None]])
             raise UsageError(f"{key} = {value}: refused by the kernel ({found['error']})")
 
 
-async def _run(settings: dict[str, str], max_wait: float, say: Any) -> dict[str, Any]:
-    measures = trying.measures_for(list(settings))
-    waits_on = sorted({k for m in measures for k in m.waits_on} - set(settings))
-    answer = await run_isolated("tcplab.trying", "check", settings=settings, also=waits_on,
-                                seconds=15.0)
+async def _run(settings: dict[str, str], scenarios: list[Scenario], max_wait: float,
+               say: Any) -> dict[str, Any]:
+    answer = await run_isolated("tcplab.trying", "check", settings=settings, seconds=15.0)
     _checked(settings, answer)
-    defaults = {k: answer[k]["default"] for k in [*settings, *waits_on]}
-    tried = {**defaults, **settings}
-    waits = {m.probe: (min(max_wait, m.needed(tried, list(settings))),
-                       min(max_wait, m.needed(defaults, list(settings))))
-             for m in measures}
-    longest = max((max(w) for w in waits.values()), default=0.0)
-    capped = any(m.needed(v, list(settings)) > max_wait > 0
-                 for m in measures for v in (tried, defaults))
-    say(f"tcplab try: {len(settings)} setting(s), {len(measures)} measure(s), each in two fresh "
-        f"network namespaces (tried, defaults); about {longest + trying.OVERHEAD_S:.0f} s"
-        + (f" (lifetimes waited at most {max_wait:.0f} s: --max-wait)" if capped else ""))
+    defaults = {k: answer[k]["default"] for k in settings}
+    say(f"tcplab try: {len(settings)} setting(s), {len(scenarios)} scenario(s), each run twice "
+        "(tried, defaults) in private network namespaces; a lifetime is waited at most "
+        f"{max_wait:.0f} s (--max-wait)")
     runs: dict[tuple[str, str], dict[str, Any]] = {}
+    # Tried: every setting over the scenario's own. Defaults: its own settings of the tried
+    # keys removed, so the namespace's default applies (the others it needs stay).
+    sides: dict[str, dict[str, str | None]] = {
+        "tried": dict(settings), "default": dict.fromkeys(settings)}
 
-    async def one(measure: trying.Measure, side: str) -> None:
-        wait = waits[measure.probe][0 if side == "tried" else 1]
-        try:
-            runs[measure.probe, side] = await run_isolated(
-                "tcplab.trying", measure.probe, sysctls=settings if side == "tried" else {},
-                seconds=wait + PROBE_MARGIN_S, wait=wait)
-        except Exception as exc:  # a failed probe is reported for its keys, not lost
-            runs[measure.probe, side] = {"error": str(exc).splitlines()[0]}
+    async def one(scenario: Scenario, side: str) -> None:
+        result = await runner.run_one(scenario, sysctls=sides[side], max_wait=max_wait)
+        runs[scenario.id, side] = result.to_json()
 
     async with trio.open_nursery() as nursery:
-        for measure in measures:
-            for side in ("tried", "default"):
-                nursery.start_soon(one, measure, side)
-    return {"settings": [_report(key, value, defaults[key], measures, runs)
+        for scenario in scenarios:
+            for side in sides:
+                nursery.start_soon(one, scenario, side)
+    in_force = {(value, defaults[key]) for key, value in settings.items()}
+    return {"settings": [_report(key, value, defaults[key], scenarios, runs, in_force)
                          for key, value in settings.items()]}
 
 
-def _report(key: str, value: str, default: str | None, measures: list[trying.Measure],
-            runs: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+def _report(key: str, value: str, default: str | None, scenarios: list[Scenario],
+            runs: dict[tuple[str, str], dict[str, Any]],
+            in_force: set[tuple[str, str | None]]) -> dict[str, Any]:
     item: dict[str, Any] = {"key": key, "value": value, "default": default, "measured": False,
                             "figures": [], "scenarios": [], "claims": [], "errors": []}
-    for measure in measures:
-        if key not in measure.keys:
+    for scenario in scenarios:
+        if key not in scenario.measures:
             continue
         item["measured"] = True
-        item["scenarios"].append(measure.scenario)
-        item["claims"].extend(measure.claims)
-        tried, base = runs[measure.probe, "tried"], runs[measure.probe, "default"]
-        errors = [f"{side} run: {r['error']}" for side, r in (("tried", tried), ("default", base))
-                  if "error" in r]
+        item["scenarios"].append(scenario.id)
+        item["claims"].extend(scenario.claims)
+        tried, base = runs[scenario.id, "tried"], runs[scenario.id, "default"]
+        errors = [f"{scenario.id}, {side} run {r['status']}: {r['reason']}"
+                  for side, r in (("tried", tried), ("default", base)) if r["status"] != "passed"]
         if errors:
             item["errors"].extend(errors)
             continue
-        item["figures"].extend(trying.compare(measure, key, tried, base))
+        for row in trying.compare(tried, base):
+            # a tried key's value read back in each run: in force, not an effect
+            echo = (str(row["tried"]), str(row["default"])) in in_force
+            item["figures"].append({"scenario": scenario.id, **row, "in_force": echo})
     if not item["measured"]:
-        item["reason"] = "no measure of tcplab try covers this key"
-    item["says"] = "; ".join(f["says"] for f in item["figures"] if f["says"])
+        item["reason"] = "no scenario measures this key (Scenario.measures)"
+    item["says"] = "; ".join(f["says"] for f in item["figures"]
+                             if f["changed"] and not f["in_force"])
     return item
 
 
@@ -128,11 +124,12 @@ def _print(report: dict[str, Any]) -> None:
             continue
         if item["figures"]:
             rows = [(f["label"], f["tried_shown"], f["default_shown"],
-                     {True: "changed", False: "same", None: ""}[f["changed"]])
+                     "in force" if f["in_force"]
+                     else {True: "changed", False: "same", None: ""}[f["changed"]])
                     for f in item["figures"]]
             text = table.render(("measured", "tried", "default", ""), rows)
             print("\n".join("  " + line for line in text.splitlines()))
-            print(f"  => {item['says'] or 'only lifetimes tell, and none was waited (--quick)'}")
+            print(f"  => {item['says'] or 'no measured figure changed'}")
         for error in item["errors"]:
             print(f"  FAILED {error}")
         print(f"  judged in scenario {', '.join(item['scenarios'])}: claims "
@@ -152,7 +149,8 @@ def execute(args: argparse.Namespace) -> int:
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    report = trio.run(_run, settings, max_wait, say)
+    scenarios = trying.scenarios_for(catalog.discover(args.scenarios).values(), list(settings))
+    report = trio.run(_run, settings, scenarios, max_wait, say)
     report["duration_s"] = round(time.monotonic() - started, 1)
     report["quick"] = bool(args.quick)
     if args.json:
