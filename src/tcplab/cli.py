@@ -52,6 +52,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "try": ("tcplab.commands.try_",
             "measure what net.* settings (KEY=VALUE or a sysctl.conf) change, in private "
             "namespaces"),
+    "export": ("tcplab.commands.export",
+               "serve sockets per state and per owning process as Prometheus metrics "
+               "(OpenMetrics, 127.0.0.1 by default)"),
 }
 
 EPILOG = """exit codes: 0 all passed (skips included, unless run --strict), 1 a scenario failed

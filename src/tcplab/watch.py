@@ -111,6 +111,9 @@ class Snapshot:
     not_found: Counter[TcpState] = field(default_factory=Counter)
     elapsed: float = 0.0
     scanned_fds: bool = False
+    #: the inodes of each process's sockets in the states ``take`` was asked to ``keep``
+    #: (``tcplab export`` dates CLOSE_WAIT sockets by when it first saw each one).
+    kept: dict[Process, list[int]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -166,11 +169,13 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
-def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
+def take(observer: DiagObserver | SockDiag, watch: WatchFilter,
+         keep: frozenset[TcpState] = frozenset()) -> Snapshot:
     """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
     ``observer`` is the lab's or a ``DiagObserver`` of its own; a bare ``SockDiag`` is still
     taken for scenarios written before the observer (it offers the same ``census``).
+    The inodes of owned sockets in a state of ``keep`` are listed per process (``kept``).
     """
     started = time.perf_counter()
     snap = Snapshot(time.time(), watch)
@@ -202,6 +207,8 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter) -> Snapshot:
             if process is None:
                 process = commands[pid] = Process(pid, _command_line(pid))
             snap.owners.setdefault(process, Counter())[state] += 1
+            if state in keep:
+                snap.kept.setdefault(process, []).append(inode)
     snap.elapsed = time.perf_counter() - started
     return snap
 
