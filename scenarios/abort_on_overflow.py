@@ -11,14 +11,10 @@ fresh namespace.
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
-
 from _defaults import fresh_netns_ints
 from _overflow import ABORT, HOLD, PROBE, RECOVER
 from tcplab import Lab, Scenario, Verdicts
-from tcplab.isolated import run_isolated
+from tcplab.isolated import run_isolated_each
 from tcplab.judges.queues import AbortOnOverflow, OverflowRun
 
 scenario = Scenario(
@@ -32,15 +28,9 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    results: dict[int, dict[str, Any]] = {}
-
-    async def one(setting: int) -> None:
-        results[setting] = await run_isolated(PROBE, "overflow", sysctls={ABORT: setting},
-                                              seconds=HOLD + 2 * RECOVER + 10)
-
-    async with trio.open_nursery() as nursery:
-        for setting in (0, 1):
-            nursery.start_soon(one, setting)
+    results = await run_isolated_each(PROBE, "overflow",
+                                      {s: ({ABORT: s}, {}) for s in (0, 1)},
+                                      seconds=HOLD + 2 * RECOVER + 10)
     default = (await fresh_netns_ints(ABORT))[ABORT]
 
     verdicts.note("probes", results)

@@ -10,14 +10,10 @@ an ESTABLISHED connection as a control. The default is read in a fresh namespace
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
-
 from _defaults import fresh_netns_ints
 from _rfc1337 import HOLD, PROBE, RFC1337
 from tcplab import Lab, Scenario, Verdicts
-from tcplab.isolated import run_isolated
+from tcplab.isolated import run_isolated_each
 from tcplab.judges.queues import ResetInTimeWait, Rfc1337
 
 scenario = Scenario(
@@ -31,15 +27,9 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    results: dict[int, dict[str, Any]] = {}
-
-    async def one(setting: int) -> None:
-        results[setting] = await run_isolated(PROBE, "assassinate", sysctls={RFC1337: setting},
-                                              seconds=4 * HOLD + 15)
-
-    async with trio.open_nursery() as nursery:
-        for setting in (0, 1):
-            nursery.start_soon(one, setting)
+    results = await run_isolated_each(PROBE, "assassinate",
+                                      {s: ({RFC1337: s}, {}) for s in (0, 1)},
+                                      seconds=4 * HOLD + 15)
     default = (await fresh_netns_ints(RFC1337))[RFC1337]
 
     verdicts.note("probes", results)  # the forged resets, and the counters they moved

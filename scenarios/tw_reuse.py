@@ -13,14 +13,10 @@ since the TIME_WAIT began.
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
-
 from _shortconn import drawn_example
 from _twreuse import DELAY, PROBE, RANGE, REUSE, SETTINGS, STAMPS, WINDOW, reuse_of
 from tcplab import Lab, Scenario, Verdicts
-from tcplab.isolated import run_isolated
+from tcplab.isolated import run_isolated_each
 from tcplab.kernel import sysctl
 
 scenario = Scenario(
@@ -34,21 +30,10 @@ scenario = Scenario(
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     default = {k: int(sysctl.read(k) or -1) for k in (REUSE, DELAY, STAMPS)}
-    results: dict[str, dict[str, Any]] = {}
-    failures: list[Exception] = []
-
-    async def one(name: str, settings: dict[str, str | int], address: str | None) -> None:
-        try:
-            results[name] = await run_isolated(PROBE, "probe_reuse", address=address,
-                                               sysctls={**RANGE, **settings}, seconds=WINDOW + 20)
-        except Exception as exc:  # raised below, unwrapped by the nursery
-            failures.append(exc)
-
-    async with trio.open_nursery() as nursery:
-        for name, (settings, address) in SETTINGS.items():
-            nursery.start_soon(one, name, settings, address)
-    if failures:
-        raise failures[0]
+    results = await run_isolated_each(
+        PROBE, "probe_reuse", {name: ({**RANGE, **settings}, {"address": address})
+                               for name, (settings, address) in SETTINGS.items()},
+        seconds=WINDOW + 20)
     # Drawn in the report: how each port the probes fill gets its TIME_WAIT.
     await drawn_example(lab, requests=0, closer="client")
 

@@ -12,14 +12,10 @@ are on here, as by default.
 
 from __future__ import annotations
 
-from typing import Any
-
-import trio
-
 from _defaults import fresh_netns_ints
 from _twreuse import DELAY, PROBE, RANGE, REUSE, WINDOW
 from tcplab import Lab, Scenario, Verdicts
-from tcplab.isolated import run_isolated
+from tcplab.isolated import run_isolated_each
 from tcplab.judges.queues import ReuseDelayTry, TwReuseDelay
 
 #: (tcp_tw_reuse, tcp_tw_reuse_delay in ms; None: the namespace's default)
@@ -36,17 +32,11 @@ scenario = Scenario(
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     default = (await fresh_netns_ints(DELAY))[DELAY]
-    results: dict[tuple[int, int | None], dict[str, Any]] = {}
-
-    async def one(reuse: int, delay: int | None) -> None:
-        settings = {REUSE: reuse, **({DELAY: delay} if delay is not None else {})}
-        results[reuse, delay] = await run_isolated(PROBE, "probe_reuse", address=None,
-                                                   sysctls={**RANGE, **settings},
-                                                   seconds=WINDOW + 20)
-
-    async with trio.open_nursery() as nursery:
-        for reuse, delay in TRIES:
-            nursery.start_soon(one, reuse, delay)
+    results = await run_isolated_each(
+        PROBE, "probe_reuse",
+        {(reuse, delay): ({**RANGE, REUSE: reuse, **({DELAY: delay} if delay is not None else {})},
+                          {"address": None}) for reuse, delay in TRIES},
+        seconds=WINDOW + 20)
 
     verdicts.note("probes", {f"reuse={r}, delay={d or 'default'}": a for (r, d), a in results.items()})
     verdicts.judge("K08", TwReuseDelay(tuple(

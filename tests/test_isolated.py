@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tcplab.expect import ExpectationFailed
-from tcplab.isolated import ProbeCrashed, fresh_sysctls, run_isolated
+from tcplab.isolated import ProbeCrashed, fresh_sysctls, run_isolated, run_isolated_each
 from tcplab.kernel import process, sysctl
 from tcplab.lab import Lab
 
@@ -77,3 +77,15 @@ async def test_run_in_child_returns_the_reply_or_the_error() -> None:
     done = await process.run_in_child("json:loads", {"s": "{"}, seconds=10)
     assert done.status == 0 and done.reply is not None
     assert done.reply["ok"] is False and done.reply["kind"] == "JSONDecodeError"
+
+
+async def test_each_setting_runs_in_its_own_namespace_and_a_failure_is_raised_as_itself() -> None:
+    fin = "net.ipv4.tcp_fin_timeout"
+    answers = await run_isolated_each(__file__, "probe_where",
+                                      {v: ({fin: v}, {"name": fin}) for v in (7, 9, 11)},
+                                      seconds=20)
+    assert list(answers) == [7, 9, 11]
+    assert [a["value"] for a in answers.values()] == ["7", "9", "11"]
+    assert os.readlink("/proc/self/ns/net") not in {a["netns"] for a in answers.values()}
+    with pytest.raises(ExpectationFailed):
+        await run_isolated_each(__file__, "probe_fails", {"x": ({}, {})}, seconds=20)

@@ -19,9 +19,9 @@ parent is gone, which the child turns into a cancellation: its lab closes, nothi
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import trio
 
@@ -66,6 +66,37 @@ async def run_isolated(
     if answer["kind"] == "ExpectationFailed":
         raise ExpectationFailed(f"in probe {function} {dict(sysctls or {})}: {answer['error']}")
     raise ProbeCrashed(f"probe {function} crashed: {answer['error']}\n{answer['traceback']}")
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+async def run_isolated_each(
+    target: str | Path,
+    function: str,
+    runs: Mapping[K, tuple[Mapping[str, str | int], Mapping[str, Any]]],
+    *,
+    seconds: float,
+) -> dict[K, Any]:
+    """``run_isolated`` once per entry of ``runs`` (key -> sysctls, keyword arguments), all at
+    once, each in its own namespace: the same probe under the settings it compares. Results
+    come back in ``runs``' order; the first probe that fails is raised as itself."""
+    results: dict[K, Any] = {}
+    failures: list[Exception] = []
+
+    async def one(key: K, sysctls: Mapping[str, str | int], kwargs: Mapping[str, Any]) -> None:
+        try:
+            results[key] = await run_isolated(target, function, sysctls=sysctls,
+                                              seconds=seconds, **kwargs)
+        except Exception as exc:  # raised below as itself, not inside an exception group
+            failures.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        for key, (sysctls, kwargs) in runs.items():
+            nursery.start_soon(one, key, sysctls, kwargs)
+    if failures:
+        raise failures[0]
+    return {key: results[key] for key in runs}
 
 
 async def fresh_sysctls(names: list[str]) -> dict[str, str | None]:

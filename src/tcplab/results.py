@@ -300,9 +300,3 @@ def load(path: Path) -> Run:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UsageError(f"{path} is not a readable results file: {exc}") from None
     return parse(data, path)
-
-
-def load_newest(results_dir: Path) -> Run | None:
-    """The newest run under ``results_dir`` (None when there is none), loaded."""
-    path = newest(results_dir)
-    return load(path) if path is not None else None

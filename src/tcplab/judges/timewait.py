@@ -28,9 +28,6 @@ C, P, R = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED
 
 # -- C11: how long TIME_WAIT lasts ---------------------------------------------------------
 
-#: Linux's TCP_TIMEWAIT_LEN (include/net/tcp.h).
-TIMEWAIT_LEN_S = 60.0
-
 #: The figures the articles attach to a system this kernel can stand for.
 #: seed 001: "on RHEL" TIME_WAIT lasts 60 s (Linux: judged as a point).
 #: seed 002: 2 x MSL, MSL being 2 min (RFC 1122) or 30 s (BSD): any implementation's
