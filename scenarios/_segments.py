@@ -21,7 +21,7 @@ import trio
 from _shortconn import REQUEST, RESPONSE
 from tcplab import TcpState
 from tcplab.judges.segments import CloseWay
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.packets import Segment, Tap, TcpFlags
 
 ACK, FIN, SYN = TcpFlags.ACK, TcpFlags.FIN, TcpFlags.SYN
@@ -136,5 +136,6 @@ def classify(way: str, ports: Iterable[int], segments: list[Segment],
 
 def settled(port: int) -> bool:
     """Every connection on ``port`` finished closing: only TIME_WAIT (and the listener) left."""
-    with SockDiag() as diag:
-        return all(r.state in (TcpState.TIME_WAIT, TcpState.LISTEN) for r in diag.dump(port=port))
+    with DiagObserver() as observer:
+        return all(r.state in (TcpState.TIME_WAIT, TcpState.LISTEN)
+                   for r in observer.snapshot(port=port))

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-import trio
 
 from tcplab import Lab, TcpState
 from tcplab.expect import within
 from tcplab.judges.tuning import SynBacklog, SynCookies
-from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.kmsg import KernelLog
+from tcplab.kernel.observer import DiagObserver
 from tcplab.kernel.packets import accept_only_syns_from
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 
@@ -63,10 +62,12 @@ class Flood:
                 "legit_counters": {k: self.legit_counters.get(k, 0) for k in COUNTERS}}
 
 
-def _census(diag: SockDiag, port: int) -> tuple[int, int, int]:
+def _census(observer: DiagObserver, port: int) -> tuple[int, int, int]:
     """(SYN_RECV requests, flood clients ESTABLISHED, accept queue) on ``port``."""
     syn_recv = answered = accept_queue = 0
-    for record in diag.dump(port=port, families=(socket.AF_INET,)):
+    for record in observer.snapshot(port=port):
+        if record.family != socket.AF_INET:
+            continue
         if record.four_tuple.local.port == port:
             syn_recv += record.state is S.SYN_RECV
             accept_queue = record.recv_q if record.state is S.LISTEN else accept_queue
@@ -75,17 +76,20 @@ def _census(diag: SockDiag, port: int) -> tuple[int, int, int]:
     return syn_recv, answered, accept_queue
 
 
-async def _settled(diag: SockDiag, port: int) -> tuple[int, int, int]:
-    last = _census(diag, port)
+async def _settled(observer: DiagObserver, port: int) -> tuple[int, int, int]:
+    """The census once it has stayed the same for SETTLE_S; a flood still moving after
+    SETTLE_DEADLINE_S is read as it stands then."""
+    last, since = _census(observer, port), time.monotonic()
 
-    def unchanged() -> bool:
-        nonlocal last
-        now, last = last, _census(diag, port)
-        return now == last
+    def steady() -> bool:
+        nonlocal last, since
+        now = _census(observer, port)
+        if now != last:
+            last, since = now, time.monotonic()
+        return time.monotonic() - since >= SETTLE_S
 
-    await within(unchanged, timeout=SETTLE_DEADLINE_S)  # a flood still moving: read it anyway
-    await trio.sleep(SETTLE_S)
-    return _census(diag, port)
+    await within(steady, timeout=SETTLE_DEADLINE_S)
+    return last
 
 
 def _connect(sock: socket.socket, where: tuple[str, int], errors: dict[str, int]) -> None:
@@ -104,18 +108,18 @@ async def flood(lab: Lab, *, count: int, backlog: int, legit: int = 0) -> Flood:
     result = Flood(count, backlog, legit)
     sockets: list[socket.socket] = []
     try:
-        with SockDiag() as diag:
+        with DiagObserver() as observer:
             before = netstat_counters()
             for _ in range(count):
                 sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
                 _connect(sockets[-1], where, result.connect_errors)
-            result.syn_recv, result.answered, _ = await _settled(diag, where[1])
+            result.syn_recv, result.answered, _ = await _settled(observer, where[1])
             middle = netstat_counters()
             for _ in range(legit):
                 sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
                 sockets[-1].bind((LEGIT_FROM, 0))
                 _connect(sockets[-1], where, result.connect_errors)
-            _, _, result.legit_completed = await _settled(diag, where[1])
+            _, _, result.legit_completed = await _settled(observer, where[1])
             result.flood_counters = counter_delta(before, middle)
             result.legit_counters = counter_delta(middle, netstat_counters())
     finally:

@@ -15,13 +15,11 @@ from contextlib import asynccontextmanager
 
 import trio
 
-from tcplab.expect import ExpectationFailed
+from tcplab.expect import ExpectationFailed, within
 from tcplab.kernel.model import FourTuple
 from tcplab.kernel.packets import Segment, SegmentCapture, TcpFlags
 from tcplab.kernel.partition import Partition
 from tcplab.lab import errno_name
-
-POLL_S = 0.02
 
 
 @asynccontextmanager
@@ -48,10 +46,7 @@ class Wire:
 
     async def first(self, port: int, match: Callable[[Segment], bool], *, timeout: float) -> Segment:
         """Wait for the first such segment (a precondition: the capture works)."""
-        with trio.move_on_after(timeout):
-            while not self.sent(port, match):
-                await trio.sleep(POLL_S)
-        found = self.sent(port, match)
+        found = await within(lambda: self.sent(port, match), timeout=timeout)
         if not found:
             raise ExpectationFailed(f"no matching segment from port {port} in {timeout} s")
         return found[0]
@@ -112,11 +107,7 @@ async def failure(sock: socket.socket, *, up_to: float, connecting: bool = False
 
 async def gone(present: Callable[[], object], *, up_to: float) -> float | None:
     """When (monotonic) ``present()`` first returned None (the kernel dropped the socket)."""
-    with trio.move_on_after(up_to):
-        while present() is not None:
-            await trio.sleep(POLL_S)
-        return time.monotonic()
-    return None
+    return await within(lambda: time.monotonic() if present() is None else None, timeout=up_to)
 
 
 def four_tuple(sock: socket.socket) -> FourTuple:
