@@ -1,4 +1,4 @@
-"""Sessions: tests, scenarios, lint, bench, report. ``nox -s NAME``; ``nox`` alone runs tests and lint.
+"""Sessions: tests, scenarios, realworld, lint, bench, report. ``nox -s NAME``; ``nox`` alone runs tests and lint.
 
 CI (.github/workflows/ci.yml) runs lint as its user, tests and scenarios as root (``sudo``)."""
 
@@ -89,6 +89,14 @@ def lint(session: nox.Session) -> None:
         session.warn(f"actionlint skipped: {ACTIONLINT} did not install here (its build downloads "
                      "the actionlint binary from GitHub) and no actionlint is on PATH; "
                      ".github/workflows was not checked")
+
+
+@nox.session
+def realworld(session: nox.Session) -> None:
+    """The ``realworld`` scenarios: leaks of real libraries (pinned in ``tcplab[realworld]``),
+    each with its fix, against real servers the scenarios start on loopback."""
+    session.install(".[realworld]")
+    session.run("tcplab", "run", "--tag", "realworld", "--results", "results", *session.posargs)
 
 
 @nox.session

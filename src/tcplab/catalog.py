@@ -23,6 +23,7 @@ import importlib.util
 import os
 import stat
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -172,10 +173,33 @@ def discover(directory: str | None = None) -> dict[str, Scenario]:
     return found
 
 
-def select(catalog: dict[str, Scenario], ids: list[str], *, include_slow: bool) -> list[Scenario]:
-    """The scenarios named by ``ids`` (all but slow ones if none); unknown ids are a usage error."""
+#: Tags whose scenarios run only when asked for (by id or ``--tag``): the ``realworld``
+#: scenarios need the optional libraries and servers of ``tcplab[realworld]``.
+OPT_IN_TAGS = frozenset({"realworld"})
+
+
+def tagged(catalog: dict[str, Scenario], tags: Sequence[str]) -> list[Scenario]:
+    """The scenarios carrying any of ``tags`` (all of them if ``tags`` is empty); a tag no
+    scenario carries is a usage error."""
+    if not tags:
+        return list(catalog.values())
+    known = {t for s in catalog.values() for t in s.tags}
+    unknown = [t for t in tags if t not in known]
+    if unknown:
+        raise UsageError(f"no scenario is tagged {', '.join(unknown)}; tags: "
+                         f"{', '.join(sorted(known)) or 'none'} (see `tcplab list`)")
+    return [s for s in catalog.values() if set(s.tags) & set(tags)]
+
+
+def select(catalog: dict[str, Scenario], ids: list[str], *, include_slow: bool,
+           tags: Sequence[str] = ()) -> list[Scenario]:
+    """The scenarios named by ``ids``, else those tagged with any of ``tags``, else all but
+    the opt-in ones (``OPT_IN_TAGS``); slow ones only with ``include_slow`` unless named.
+    Unknown ids and tags are usage errors."""
     if not ids:
-        return [s for s in catalog.values() if include_slow or not s.slow]
+        pool = tagged(catalog, tags) if tags else [
+            s for s in catalog.values() if not set(s.tags) & OPT_IN_TAGS]
+        return [s for s in pool if include_slow or not s.slow]
     unknown = [i for i in ids if i not in catalog]
     if unknown:
         raise UsageError(

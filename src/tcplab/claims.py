@@ -55,18 +55,20 @@ CLOSE_WAIT = "CLOSE_WAIT and FIN_WAIT2"
 TUNING = "Kernel tuning"
 OBSERVATION = "Observation"
 KERNEL_DOCS = "Beyond the articles: the kernel's documentation"
+LIBRARIES = "Real libraries: the leaks people hit in Python's HTTP and database stack"
 
 #: Where the K claims come from: the kernel's own description of its sysctls.
 IP_SYSCTL = "Documentation/networking/ip-sysctl.rst"
 
 #: Ledger sections, in the order of the claims list.
-SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION, KERNEL_DOCS)
+SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION, KERNEL_DOCS, LIBRARIES)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement: of the articles (C01..C40, ``seed_ids`` name them), or of
-    the kernel's documentation for tunables operators change (K01.., ``source`` names it)."""
+    """One checkable statement: of the articles (C01..C40, ``seed_ids`` name them), of the
+    kernel's documentation for tunables operators change (K01.., ``source`` names it), or of
+    a library's issue tracker about a leak its users hit (L01.., ``source`` names the issues)."""
 
     id: str
     section: str
@@ -246,11 +248,58 @@ KERNEL_CLAIMS: tuple[Claim, ...] = (
               "prevents TIME_WAIT assassination."),
 )
 
-CLAIMS = CLAIMS + KERNEL_CLAIMS
+
+
+def _l(id: str, source: str, statement: str) -> Claim:
+    return Claim(id, LIBRARIES, (), statement, source=source)
+
+
+#: Leaks reported against real Python libraries, each in our words from the issues its
+#: ``source`` names; a ``realworld`` scenario runs the library's own code on loopback (and
+#: its fix), and a judge decides on the states the kernel shows.
+LIBRARY_CLAIMS: tuple[Claim, ...] = (
+    _l("L01", "urllib3 #2100, #1301, #3189",
+       "urllib3's connection pool (and requests' Session on it) keeps an idle pooled "
+       "connection that the server closed after its keep-alive timeout in CLOSE_WAIT until "
+       "the pool reuses or closes it; at most the pool's size of them per host."),
+    _l("L02", "requests #3461, PR #3462; urllib3 #659",
+       "A requests response fetched with stream=True that is neither read to its end nor "
+       "closed keeps its connection out of the pool: it is not reused, sits in CLOSE_WAIT "
+       "once the server closes it, and with pool_block=True the next request waits."),
+    _l("L03", "CPython gh-114914, gh-104344, gh-109538",
+       "An asyncio streams server whose handler returns without writer.close() keeps the "
+       "connection's socket open (in CLOSE_WAIT once the client closes); calling close() "
+       "without awaiting wait_closed() leaves it open until the event loop runs again."),
+    _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
+       "uvicorn arms no timeout on a connection whose client sends nothing: the server keeps "
+       "it, and when the client gives up its end sits in CLOSE_WAIT."),
+    _l("L05", "gunicorn #2707, #2781",
+       "gunicorn behind a client that keeps connections alive: the sync worker closes after "
+       "each response, the gthread worker keeps the connection until its keep-alive timeout; "
+       "connections the client dropped meanwhile wait in CLOSE_WAIT on the server."),
+    _l("L06", "redis-py #306, #1235, #1364, PR #886",
+       "redis-py's connection pool does not reap connections the Redis server closed after "
+       "its idle `timeout`: they sit in CLOSE_WAIT in the pool until checked out again."),
+    _l("L07", "aiohttp #1115, #3736, #4805",
+       "An aiohttp ClientSession (or its connector) that is never closed keeps its pooled "
+       "connections open, in CLOSE_WAIT once the server closes them; a server's websocket "
+       "end can stay in CLOSE_WAIT after the client's close."),
+    _l("L08", "httpcore #110; httpx #1315",
+       "httpx's pool (httpcore) keeps a pooled connection that the peer already closed, in "
+       "CLOSE_WAIT, until the next request to that origin finds it unusable and replaces it."),
+    _l("L09", "psycopg #584",
+       "psycopg_pool keeps connections the PostgreSQL server closed through "
+       "idle_session_timeout, in CLOSE_WAIT, and hands them out unless the pool checks them."),
+    _l("L10", "grpc #42125",
+       "Closing a grpc.aio channel while a streaming call's reader is being cancelled can "
+       "leave the channel's connection open."),
+)
+
+CLAIMS = CLAIMS + KERNEL_CLAIMS + LIBRARY_CLAIMS
 
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
 
 
 def get(claim_id: str) -> Claim:
-    """The claim ``claim_id`` (``KeyError`` if there is none: claims are C01..C40)."""
+    """The claim ``claim_id`` (``KeyError`` if there is none: C01..C40, K01.., L01..)."""
     return BY_ID[claim_id]
