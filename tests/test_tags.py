@@ -30,6 +30,11 @@ def test_a_tag_selects_its_scenarios_and_slow_ones_still_need_asking() -> None:
     assert [s.id for s in catalog.select(_catalog(), ["lib"], include_slow=False)] == ["lib"]
 
 
+def test_all_includes_slow_and_opt_in_scenarios() -> None:
+    chosen = catalog.select(_catalog(), [], include_slow=True, include_opt_in=True)
+    assert [s.id for s in chosen] == ["plain", "lib", "slowlib", "other"]
+
+
 def test_an_unknown_tag_is_a_usage_error_naming_the_known_ones() -> None:
     with pytest.raises(UsageError, match="no scenario is tagged nope; tags: demo, realworld"):
         catalog.tagged(_catalog(), ["nope"])

@@ -192,13 +192,13 @@ def tagged(catalog: dict[str, Scenario], tags: Sequence[str]) -> list[Scenario]:
 
 
 def select(catalog: dict[str, Scenario], ids: list[str], *, include_slow: bool,
-           tags: Sequence[str] = ()) -> list[Scenario]:
+           tags: Sequence[str] = (), include_opt_in: bool = False) -> list[Scenario]:
     """The scenarios named by ``ids``, else those tagged with any of ``tags``, else all but
-    the opt-in ones (``OPT_IN_TAGS``); slow ones only with ``include_slow`` unless named.
-    Unknown ids and tags are usage errors."""
+    the opt-in ones (``OPT_IN_TAGS``, unless ``include_opt_in``); slow ones only with
+    ``include_slow`` unless named. Unknown ids and tags are usage errors."""
     if not ids:
         pool = tagged(catalog, tags) if tags else [
-            s for s in catalog.values() if not set(s.tags) & OPT_IN_TAGS]
+            s for s in catalog.values() if include_opt_in or not set(s.tags) & OPT_IN_TAGS]
         return [s for s in pool if include_slow or not s.slow]
     unknown = [i for i in ids if i not in catalog]
     if unknown:
