@@ -8,7 +8,7 @@ import json
 from tcplab import catalog, table
 
 NAME = "list"
-HELP = "list the scenarios: id, claims, requirements, title"
+HELP = "list the scenarios: id, claims, requirements, where from (bundled/local), title"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +21,10 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"id": s.id, "title": s.title, "claims": list(s.claims),
                            "requires": s.requires_all(), "slow": s.slow,
-                           "sysctls": dict(s.sysctls)} for s in scenarios], indent=1))
+                           "sysctls": dict(s.sysctls), "from": catalog.origin(s),
+                           "path": str(s.path)} for s in scenarios], indent=1))
         return 0
-    rows = [(s.id, " ".join(s.claims), ", ".join(s.requires_all()) or "-",
+    rows = [(s.id, " ".join(s.claims), ", ".join(s.requires_all()) or "-", catalog.origin(s),
              ("slow; " if s.slow else "") + s.title) for s in scenarios]
-    print(table.render(("id", "claims", "needs", "title"), rows))
+    print(table.render(("id", "claims", "needs", "from", "title"), rows))
     return 0
