@@ -8,7 +8,7 @@ import json
 from tcplab import catalog, table
 
 NAME = "list"
-HELP = "list the scenarios: id, claims, requirements, where from (bundled/local), title"
+HELP = "list the scenarios: id, claims, requirements, title"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
