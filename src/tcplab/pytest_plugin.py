@@ -3,15 +3,18 @@
 Installing tcplab registers this plugin (the ``pytest11`` entry point ``tcplab``); it does
 nothing until a test asks for it.
 
-Fixtures (``tcplab_lab`` needs pytest-trio: trio mode, or ``@pytest.mark.trio``):
+Fixtures (plain sync fixtures, so they serve a test of any framework: pytest-trio,
+pytest-asyncio in strict or auto mode, anyio's plugin, or no async at all):
 
 ``tcplab_lab``
     A ``tcplab.Lab`` for the test, closed (every socket and child) when the test ends.
+    Its actions and ``tcplab.expect`` run under trio and asyncio alike (``spawn``: trio).
 ``tcplab_adopt``
     ``adopt(sock, label="...") -> End``: wrap one of *your* connected sockets (stdlib
-    socket, trio socket or ``trio.SocketStream``) so that ``tcplab.expect`` works on its
-    four-tuple: ``await reaches(end, TcpState.CLOSE_WAIT)``, ``holds``, ``gone``... The
-    lab never closes an adopted socket and leaves a blocking socket blocking.
+    socket, trio socket or ``trio.SocketStream``, asyncio ``StreamWriter`` or transport,
+    anyio ``SocketStream``) so that ``tcplab.expect`` works on its four-tuple: ``await
+    reaches(end, TcpState.CLOSE_WAIT)``, ``holds``, ``gone``... The lab never closes an
+    adopted socket and leaves a blocking socket blocking.
 ``tcplab_observer``
     A sock_diag ``DiagObserver`` (``lookup(four_tuple, interface=)``, ``snapshot(port=,
     states=, bound=)``); plain sync tests can use it. A socket bound to a device
@@ -36,18 +39,13 @@ cycle holds is closed by that, as CPython would eventually close it too.
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
 from tcplab.kernel.observer import DiagObserver
 from tcplab.lab import AdoptableSocket, End, Lab
 from tcplab.leaks import HeldSocket, LeakCheck, held_tcp_sockets, render_leaks
-
-try:  # a trio fixture even outside trio mode; without pytest-trio async fixtures can't run
-    from pytest_trio import trio_fixture  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - pytest-trio is a test dependency
-    trio_fixture = pytest.fixture
 
 MARKER = "tcplab_leaks"
 OPTION = "--tcplab-leaks"
@@ -101,11 +99,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     return result
 
 
-@trio_fixture  # type: ignore[untyped-decorator]
-async def tcplab_lab() -> AsyncIterator[Lab]:
-    """A ``Lab`` for this test; everything it opened is closed when the test ends."""
-    async with Lab() as lab:
+@pytest.fixture
+def tcplab_lab() -> Iterator[Lab]:
+    """A ``Lab`` for this test; everything it opened is closed when the test ends.
+
+    Sync on purpose: an async fixture belongs to one framework's plugin (and to its mode:
+    pytest-asyncio's strict mode ignores plain async fixtures), while making a ``Lab``
+    needs no event loop and closing it needs none either (``Lab.close``)."""
+    lab = Lab()
+    try:
         yield lab
+    finally:
+        lab.close()
 
 
 @pytest.fixture

@@ -23,10 +23,11 @@ def execute(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([{"id": s.id, "title": s.title, "claims": list(s.claims),
                            "requires": s.requires_all(), "slow": s.slow, "tags": list(s.tags),
-                           "sysctls": dict(s.sysctls)} for s in scenarios], indent=1))
+                           "sysctls": dict(s.sysctls), "from": catalog.origin(s),
+                           "path": str(s.path)} for s in scenarios], indent=1))
         return 0
-    rows = [(s.id, " ".join(s.claims), ", ".join(s.requires_all()) or "-",
+    rows = [(s.id, " ".join(s.claims), ", ".join(s.requires_all()) or "-", catalog.origin(s),
              "".join(f"{t}; " for t in (*s.tags, *(("slow",) if s.slow else ()))) + s.title)
             for s in scenarios]
-    print(table.render(("id", "claims", "needs", "title"), rows))
+    print(table.render(("id", "claims", "needs", "from", "title"), rows))
     return 0
