@@ -13,6 +13,9 @@ worker threads end with their call (nothing here leaves one waiting forever).
 from __future__ import annotations
 
 import os
+import re
+import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -65,8 +68,8 @@ class ChildServer:
 async def start_server(lab: Lab, *args: object, python: str = sys.executable) -> ChildServer:
     """Start ``_rw_servers.py ARGS`` under ``python``; wait for its port (and its info)."""
     server = ChildServer(await lab.spawn([python, SERVERS, *map(str, args)]))
-    port, *server.info = (await server.line()).split()
-    server.port = int(port)
+    port, *info = (await server.line()).split()
+    server.port, server.info = int(port), tuple(info)
     lab.watch_port(server.port)
     return server
 
@@ -130,3 +133,83 @@ async def idle_pool(lab: Lab, server: ChildServer, *, library: str, pool_size: i
     await within(lambda: count(lab, ends, S.CLOSE_WAIT) == 0, timeout=2.0)
     return IdlePool(library, pool_size, opened, keepalive, close_wait, holders, server_ends,
                     held_s, window, reuse_ok, after_reuse, count(lab, ends, S.CLOSE_WAIT))
+
+
+def interpreters(oldest: tuple[int, int] = (3, 11)) -> list[tuple[str, str]]:
+    """``(version, path)`` of one CPython per minor version from ``oldest`` on: this one, and
+    those on PATH (``python3.N``) or under pyenv's root; the newest patch of each minor,
+    oldest first. On a machine with none but this one, that is all L03 measures."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = {sys.executable, *map(str, root.glob("versions/3.*/bin/python3"))}
+    candidates |= {p for n in range(oldest[1], 20) if (p := shutil.which(f"python3.{n}"))}
+    found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
+    for path in sorted(candidates):
+        try:
+            out = subprocess.run([path, "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
+        if len(numbers) == 3 and numbers[:2] >= oldest and numbers > found.get(
+                numbers[:2], ((), ""))[0]:
+            found[numbers[:2]] = (numbers, path)
+    return [(".".join(map(str, v)), p) for _, (v, p) in sorted(found.items())]
+
+
+class Client:
+    """A plain client connection to ``port``, adopted by the lab so both ends are watched;
+    the scenario closes it (``close``) or the ``async with`` does."""
+
+    def __init__(self, lab: Lab, sock: trio.socket.SocketType) -> None:
+        self.lab, self.sock = lab, sock
+        self.end = lab.adopt(sock, label="client")
+        self.tuple = self.end.four_tuple
+
+    @classmethod
+    async def open(cls, lab: Lab, port: int, line: str) -> Client:
+        sock = trio.socket.socket()
+        try:
+            await sock.connect(("127.0.0.1", port))
+            await sock.send(line.encode() + b"\n")
+            return cls(lab, sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    def client_state(self) -> str | None:
+        return state_of(self.lab, self.tuple)
+
+    def server_state(self) -> str | None:
+        return state_of(self.lab, self.tuple.reversed())
+
+    def server_record(self) -> SocketRecord | None:
+        return self.lab.observer.lookup(self.tuple.reversed())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def tuples(lab: Lab, port: int, *, client: bool) -> set[FourTuple]:
+    """Every end the kernel lists on connections to ``port`` (any state but LISTEN): the
+    client's ends (remote port ``port``) or the server's."""
+    return {r.four_tuple for r in lab.observer.snapshot(port=port) if r.state is not S.LISTEN
+            and (r.four_tuple.remote.port if client else r.four_tuple.local.port) == port}
+
+
+async def path_over(lab: Lab, end: FourTuple, seconds: float
+                    ) -> tuple[tuple[str | None, ...], dict[str, float]]:
+    """The states ``end`` passed through over ``seconds`` (None: gone), each once in order,
+    and how long it was seen in each (the last one: until the window ended)."""
+    path: list[str | None] = [state_of(lab, end)]
+    times: dict[str, float] = {}
+    since = start = trio.current_time()
+    with trio.move_on_after(seconds):
+        while path[-1] is not None:
+            await trio.sleep(POLL_INTERVAL)
+            if (now := state_of(lab, end)) != path[-1]:
+                times[str(path[-1])] = trio.current_time() - since
+                since = trio.current_time()
+                path.append(now)
+    if path[-1] is not None:
+        times[path[-1]] = min(trio.current_time(), start + seconds) - since
+    return tuple(path), times

@@ -47,13 +47,13 @@ def serve_http(keepalive: float, body: int) -> None:
         protocol_version = "HTTP/1.1"
         timeout = keepalive  # the socket timeout of each connection: the keep-alive timeout
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("content-length", str(body))
             self.end_headers()
             self.wfile.write(b"x" * body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -64,7 +64,12 @@ def serve_http(keepalive: float, body: int) -> None:
 
 async def _asyncio_server() -> None:
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, lambda: (gc.collect(), _say("collected")))
+
+    def collect() -> None:
+        gc.collect()
+        _say("collected")
+
+    loop.add_signal_handler(signal.SIGUSR1, collect)
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         what = (await reader.readline()).decode().strip()
@@ -107,7 +112,7 @@ async def _aiohttp_server(keepalive: float, ws_timeout: float) -> None:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    server: Any = site._server  # noqa: SLF001 (the bound port: aiohttp has no public accessor)
+    server: Any = site._server
     _say(server.sockets[0].getsockname()[1], aiohttp.__version__)
     await asyncio.Event().wait()
 

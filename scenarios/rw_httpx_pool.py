@@ -22,6 +22,7 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import httpx
+import trio
 
 from _rw_http import idle_pool, start_server
 from tcplab import Lab, Scenario, Verdicts
@@ -57,7 +58,7 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
             pool_size=POOL, opened=OPENED, keepalive=KEEPALIVE, window=WINDOW,
             burst=burst, one=one, close=client.close))
     finally:
-        client.close()
+        await trio.to_thread.run_sync(client.close)
 
 
 if __name__ == "__main__":

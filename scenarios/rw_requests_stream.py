@@ -62,11 +62,13 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
             held_s = await held(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == close_wait, WINDOW)
             started = trio.current_time()
             responses[0].close()  # the fix: close (or read) the response
-            unblocked = await within(lambda: done.is_set() and trio.current_time() - started or None,
+            unblocked = await within(lambda: (done.is_set() and trio.current_time() - started) or None,
                                      timeout=2.0)
             responses[1].close()
             if not done.is_set():  # a free slot for the stuck waiter: no thread is left behind
-                adapter.poolmanager.connection_from_url(server.url).pool.put(None)
+                queue = adapter.poolmanager.connection_from_url(server.url).pool
+                assert queue is not None
+                queue.put(None)
         await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == 0, timeout=2.0)
     finally:
         session.close()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tcplab.judges import Judgement, judge, path_text
 from tcplab.verdict import Verdict
 
-C, P, R, O = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
+C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 CW = "CLOSE_WAIT"
 
 
@@ -188,7 +188,7 @@ def _deferred(run: StreamsRun, window_s: float) -> bool:
             and run.fin_after_release_s is not None and run.tidy_client_state == CW)
 
 
-@judge("L03", C, P, R, O)
+@judge("L03", C, P, R, OUT)
 def l03(m: AsyncioStreams) -> Judgement:
     """Judged on the newest interpreter measured; an older one that leaks while the newest
     does not makes it outdated, since the oldest measured version that no longer leaks
@@ -211,7 +211,7 @@ def l03(m: AsyncioStreams) -> Judgement:
     leaking = [i for i, r in enumerate(m.runs) if _leaks(r, m.window_s)]
     if leaking:  # the newest does not leak: the first after the last leaking one is the fix
         last, fixed = m.runs[leaking[-1]], m.runs[leaking[-1] + 1]
-        return Judgement(O, summary + f": the abandoned writer leaks up to Python "
+        return Judgement(OUT, summary + f": the abandoned writer leaks up to Python "
                          f"{last.python}, not since {fixed.python} among those measured "
                          "(gh-114914: the protocol no longer holds the writer)")
     return Judgement(R, summary)
