@@ -30,7 +30,7 @@ import trio
 
 from _rw_http import client_ends, count, held, owned, path_over, start_server, state_of, tuples
 from tcplab import Lab, Scenario, TcpState, Verdicts
-from tcplab.expect import within
+from tcplab.expect import eventually, within
 from tcplab.judges.clients import AiohttpLeak
 from tcplab.kernel.model import Address, FourTuple
 
@@ -74,16 +74,20 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         stopped_held = await held(lambda: state_of(lab, ends[0]) == stopped_state == "CLOSE_WAIT", WINDOW)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.to_thread.run_sync, loop.run_until_complete, idle())
-            await within(lambda: state_of(lab, ends[0]) not in ("CLOSE_WAIT",), timeout=2.0)
-            running_state = state_of(lab, ends[0])
-            release.set()
+            try:
+                await within(lambda: state_of(lab, ends[0]) != "CLOSE_WAIT", timeout=2.0)
+                running_state = state_of(lab, ends[0])
+            finally:
+                release.set()  # the loop's idle task ends, and with it the thread
         before = tuples(lab, server.port, client=True)
         await trio.to_thread.run_sync(loop.run_until_complete, get(True))  # the fix
         closed_state = state_of(lab, next(iter(tuples(lab, server.port, client=True) - before)))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trio.to_thread.run_sync, loop.run_until_complete, ws_round())
-            await within(lambda: ws_end, timeout=5.0)
-            go.set()  # the client closes now, while the server's end is followed
+            try:
+                await eventually(lambda: ws_end, what="the websocket to connect")
+            finally:
+                go.set()  # the client closes now, while the server's end is followed
             ws_path, ws_times = await path_over(lab, ws_end[0], WS_TIMEOUT * 1.5)
     finally:
         release.set()

@@ -34,7 +34,7 @@ WINDOW = 1.0
 scenario = Scenario(
     id="rw-asyncio-streams",
     title="asyncio streams: handler without writer.close(), close() without wait_closed()",
-    claims=("L03",), tags=("realworld",), timeout=60.0)
+    claims=("L03",), tags=("realworld",), timeout=90.0)
 
 
 @scenario.body

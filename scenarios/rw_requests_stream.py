@@ -13,8 +13,8 @@ no timeout: a hang, held by the unreleased responses alone). The server, the sta
 library's ThreadingHTTPServer in a child process, closes the idle connections after 1 s:
 the unreleased ones go CLOSE_WAIT with the unread body in Recv-Q, held by this process's
 fds, watched over a 1 s window. The fix: closing one response lets the waiting request
-through; closing both closes their sockets. Should the waiter still be stuck at the end,
-a free slot is put in the pool's queue so no thread outlives the run.
+through; closing both closes their sockets. Should the waiter still be stuck at the end (or the
+run fail), a free slot is put in the pool's queue so no thread outlives the run.
 """
 
 from __future__ import annotations
@@ -46,29 +46,34 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     session.mount("http://", adapter)
     try:
         responses = await trio.to_thread.run_sync(
-            lambda: [session.get(server.url, stream=True) for _ in range(POOL)])
+            lambda: [session.get(server.url, stream=True, timeout=10) for _ in range(POOL)])
         ends = client_ends(lab, server.port)
 
         async def waiter() -> None:  # the next request: it needs a connection from the pool
-            await trio.to_thread.run_sync(lambda: session.get(server.url).content)
+            await trio.to_thread.run_sync(lambda: session.get(server.url, timeout=10).content)
             done.set()
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
-            waited = await held(lambda: not done.is_set(), WINDOW)
-            await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == POOL, timeout=KEEPALIVE + 5)
-            close_wait, records = count(lab, ends, TcpState.CLOSE_WAIT), look(lab, ends)
-            holders = owned(records, os.getpid())
-            held_s = await held(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == close_wait, WINDOW)
-            started = trio.current_time()
-            responses[0].close()  # the fix: close (or read) the response
-            unblocked = await within(lambda: (done.is_set() and trio.current_time() - started) or None,
-                                     timeout=2.0)
-            responses[1].close()
-            if not done.is_set():  # a free slot for the stuck waiter: no thread is left behind
-                queue = adapter.poolmanager.connection_from_url(server.url).pool
-                assert queue is not None
-                queue.put(None)
+            try:
+                waited = await held(lambda: not done.is_set(), WINDOW)
+                await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == POOL,
+                             timeout=KEEPALIVE + 5)
+                close_wait, records = count(lab, ends, TcpState.CLOSE_WAIT), look(lab, ends)
+                holders = owned(records, os.getpid())
+                held_s = await held(
+                    lambda: count(lab, ends, TcpState.CLOSE_WAIT) == close_wait, WINDOW)
+                started = trio.current_time()
+                responses[0].close()  # the fix: close (or read) the response
+                unblocked = await within(
+                    lambda: (done.is_set() and trio.current_time() - started) or None, timeout=2.0)
+            finally:  # however this ends, no thread is left waiting on the pool
+                for response in responses:
+                    response.close()
+                if not done.is_set():
+                    queue = adapter.poolmanager.connection_from_url(server.url).pool
+                    assert queue is not None
+                    queue.put(None)  # a free slot: the waiter connects and returns
         await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == 0, timeout=2.0)
     finally:
         session.close()

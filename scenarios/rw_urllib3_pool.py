@@ -44,13 +44,13 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
     session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL))
 
     def burst(n: int) -> None:  # n requests open at once, then each read and closed
-        responses = [session.get(server.url, stream=True) for _ in range(n)]
+        responses = [session.get(server.url, stream=True, timeout=10) for _ in range(n)]
         for response in responses:
             response.content  # noqa: B018 (read to the end: the connection goes back)
             response.close()
 
     def one() -> bool:
-        return session.get(server.url).ok
+        return session.get(server.url, timeout=10).ok
 
     try:
         verdicts.judge("L01", await idle_pool(

@@ -25,7 +25,9 @@ def _held(held_s: float | None, window_s: float) -> bool:
 
 
 def _s(value: float | None) -> str:
-    return "never" if value is None else f"{value:.2f} s"
+    if value is None:
+        return "never"
+    return f"{value * 1000:.1f} ms" if value < 0.1 else f"{value:.2f} s"
 
 
 @dataclass(frozen=True)
