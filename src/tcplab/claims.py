@@ -259,17 +259,21 @@ def _l(id: str, source: str, statement: str) -> Claim:
 #: its fix), and a judge decides on the states the kernel shows.
 LIBRARY_CLAIMS: tuple[Claim, ...] = (
     _l("L01", "urllib3 #2100, #1301, #3189",
-       "urllib3's connection pool (and requests' Session on it) keeps an idle pooled "
-       "connection that the server closed after its keep-alive timeout in CLOSE_WAIT until "
-       "the pool reuses or closes it; at most the pool's size of them per host."),
+       "urllib3's connection pool (and a requests Session on it) keeps idle pooled connections "
+       "that the server closed after its keep-alive timeout: their client ends stay in "
+       "CLOSE_WAIT, held by the client's fds, until a request checks one out (urllib3 then "
+       "drops it and connects anew) or the pool is closed; at most pool_maxsize per host."),
     _l("L02", "requests #3461, PR #3462; urllib3 #659",
-       "A requests response fetched with stream=True that is neither read to its end nor "
-       "closed keeps its connection out of the pool: it is not reused, sits in CLOSE_WAIT "
-       "once the server closes it, and with pool_block=True the next request waits."),
+       "A requests response fetched with stream=True whose body is neither read to its end "
+       "nor closed keeps its connection out of the pool: with pool_block=True the next "
+       "request waits for a connection without end, and once the server closes it the "
+       "client's end sits in CLOSE_WAIT with the unread body; closing the response (since "
+       "PR #3462) releases it."),
     _l("L03", "CPython gh-114914, gh-104344, gh-109538",
        "An asyncio streams server whose handler returns without writer.close() keeps the "
-       "connection's socket open (in CLOSE_WAIT once the client closes); calling close() "
-       "without awaiting wait_closed() leaves it open until the event loop runs again."),
+       "connection open for good: the StreamWriter is never collected, and the server's end "
+       "sits in CLOSE_WAIT once the client closes; writer.close() alone only schedules the "
+       "close, done when the event loop next runs, which await writer.wait_closed() waits for."),
     _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
        "uvicorn arms no timeout on a connection whose client sends nothing: the server keeps "
        "it, and when the client gives up its end sits in CLOSE_WAIT."),
@@ -281,12 +285,15 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "redis-py's connection pool does not reap connections the Redis server closed after "
        "its idle `timeout`: they sit in CLOSE_WAIT in the pool until checked out again."),
     _l("L07", "aiohttp #1115, #3736, #4805",
-       "An aiohttp ClientSession (or its connector) that is never closed keeps its pooled "
-       "connections open, in CLOSE_WAIT once the server closes them; a server's websocket "
-       "end can stay in CLOSE_WAIT after the client's close."),
+       "An aiohttp ClientSession that is never closed keeps its pooled connections open while "
+       "its event loop is not running: once the server closes one, the client's end sits in "
+       "CLOSE_WAIT until the loop runs again or the session is closed (async with closes "
+       "them); and after an aiohttp client's websocket close the server's end stays in "
+       "CLOSE_WAIT (about 10 s in #4805)."),
     _l("L08", "httpcore #110; httpx #1315",
-       "httpx's pool (httpcore) keeps a pooled connection that the peer already closed, in "
-       "CLOSE_WAIT, until the next request to that origin finds it unusable and replaces it."),
+       "httpx's pool (httpcore) keeps an idle pooled connection that the peer already closed, "
+       "its client end in CLOSE_WAIT, until the next request through the pool finds it "
+       "readable, discards it and succeeds on a new connection, or the client is closed."),
     _l("L09", "psycopg #584",
        "psycopg_pool keeps connections the PostgreSQL server closed through "
        "idle_session_timeout, in CLOSE_WAIT, and hands them out unless the pool checks them."),
