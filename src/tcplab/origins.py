@@ -62,6 +62,9 @@ class Origin:
     listener: int = 0  # inode of the listener an accepted socket came from (0: not accepted)
     listener_address: str = ""  # that listener's local address, "127.0.0.1:8080"
     thread: str = ""  # the thread that made it, when not the main thread
+    #: Where the task that started the one making the socket waits, when the making
+    #: task's own stack has no test code (a connect in a child task of a task group).
+    awaited_in: tuple[Frame, ...] = ()
 
 
 @dataclass
@@ -89,13 +92,16 @@ class Tracker:
             if caller is not None and caller.f_code is _SOCKET_ACCEPT:
                 listener, address = _listener(caller.f_locals.get("self"))
         thread = threading.current_thread()
-        origin = Origin(_stack(frame), listener, address,
-                        "" if thread is threading.main_thread() else thread.name)
+        stack = _stack(frame)
         asyncio = sys.modules.get("asyncio")
-        if asyncio is not None:
-            loop = asyncio._get_running_loop()
-            if loop is not None:
-                self._loops.add(loop)
+        loop = asyncio._get_running_loop() if asyncio is not None else None
+        if loop is not None:
+            self._loops.add(loop)
+        awaited: tuple[Frame, ...] = ()
+        if not listener and not any(looks_like_test_file(f[0]) for f in stack):
+            awaited = _awaiting_test(loop)
+        origin = Origin(stack, listener, address,
+                        "" if thread is threading.main_thread() else thread.name, awaited)
         with self._lock:
             self._resolve()
             self._pending.append((ref, origin))
@@ -134,6 +140,51 @@ def _listener(sock: object) -> tuple[int, str]:
         return 0, ""
     host, port = name[0], name[1]
     return inode, (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+
+
+def _awaiting_test(loop: Any) -> tuple[Frame, ...]:
+    """The await chain of another task, waiting in test code, that probably started this
+    one: under trio the parent tasks (through their nurseries), under asyncio the loop's
+    other tasks. Empty if there is none."""
+    trio = sys.modules.get("trio")
+    if trio is not None:
+        try:
+            task = trio.lowlevel.current_task()
+        except RuntimeError:  # not in trio
+            task = None
+        while task is not None and task.parent_nursery is not None:
+            task = task.parent_nursery.parent_task
+            chain = _await_chain(task.coro)
+            if any(looks_like_test_file(f[0]) for f in chain):
+                return chain
+    asyncio = sys.modules.get("asyncio")
+    if loop is not None and asyncio is not None:
+        current = asyncio.current_task(loop)
+        for other in asyncio.all_tasks(loop):
+            if other is not current:
+                chain = _await_chain(other.get_coro())
+                if any(looks_like_test_file(f[0]) for f in chain):
+                    return chain
+    return ()
+
+
+def _await_chain(coro: Any) -> tuple[Frame, ...]:
+    """A suspended coroutine's frames, outermost first (as ``Task.iter_await_frames``)."""
+    frames: list[Frame] = []
+    while coro is not None and len(frames) < MAX_FRAMES:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name))
+        coro = getattr(coro, "cr_await", None) if hasattr(coro, "cr_frame") \
+            else getattr(coro, "gi_yieldfrom", None)
+    return tuple(frames)
+
+
+def looks_like_test_file(filename: str) -> bool:
+    """``test_*.py``, ``*_test.py`` or ``conftest.py``: pytest's default test files."""
+    name = os.path.basename(filename)
+    return name == "conftest.py" or name.endswith("_test.py") or (
+        name.startswith("test_") and name.endswith(".py"))
 
 
 def _stack(frame: FrameType | None) -> tuple[Frame, ...]:
@@ -248,7 +299,8 @@ def short_stack(origin: Origin, is_test: Callable[[str], bool], *, root: Path | 
     frames = list(origin.frames)
     first = next((i for i, f in enumerate(frames) if is_test(f[0])), None)
     if first is None:
-        first = next((i for i, f in enumerate(frames) if not is_library(f[0])), 0)
+        first = next((i for i, f in enumerate(frames) if not is_library(f[0])),
+                     max(0, len(frames) - limit))
     lines = [where(frame, root) for frame in frames[first:]]
     if len(lines) > limit:
         lines = [*lines[:limit - 3], "...", *lines[-2:]]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,7 @@ MARKER_HELP = (
 class _Check:
     """One test's check, from the start of its setup to the end of its teardown."""
 
+    test: str  # its node id
     before: frozenset[int]
     grace: float
     allow_ports: frozenset[int]
@@ -151,7 +153,7 @@ class LeakPlugin:
         settings = self._settings(item)
         if settings is not None:
             before = frozenset(held_socket_inodes())
-            check = _Check(before, settings[0], settings[1], origins.start())
+            check = _Check(item.nodeid, before, settings[0], settings[1], origins.start())
             item.stash[_CHECK] = check
             self.checking = check
         return (yield)
@@ -172,7 +174,7 @@ class LeakPlugin:
             if made:
                 check.tracker.resolve()
                 owner = self.owners.setdefault(id(fixturedef), _Owner(
-                    fixturedef.argname, fixturedef.scope, request.node.nodeid))
+                    fixturedef.argname, fixturedef.scope, check.test))
                 owner.inodes |= made
                 owner.origins.update({i: o for i in made
                                       if (o := check.tracker.by_inode.get(i)) is not None})
@@ -360,10 +362,7 @@ def _render(found: list[_Flag], title: str, root: Path) -> str:
     return "\n".join(lines)
 
 
-def _is_test_file(filename: str) -> bool:
-    name = os.path.basename(filename)
-    return name == "conftest.py" or (name.startswith("test_") and name.endswith(".py")) \
-        or name.endswith("_test.py")
+_is_test_file = origins.looks_like_test_file
 
 
 def _where(flag: _Flag, root: Path) -> list[str]:
@@ -374,8 +373,7 @@ def _where(flag: _Flag, root: Path) -> list[str]:
     start = origins.test_side(origin, _is_test_file)
     thread = f" (thread {origin.thread})" if origin.thread else ""
     if origin.listener:
-        by = (origins.where(start, root) if start is not None
-              else origins.where(origin.frames[-1], root) if origin.frames else "?")
+        by = start or next((f for f in reversed(origin.frames) if f[0] != socket.__file__), None)
         listener = flag.listener
         if listener is not None:
             made = origins.test_side(listener, _is_test_file) or (
@@ -383,9 +381,12 @@ def _where(flag: _Flag, root: Path) -> list[str]:
             opened = f"opened at {origins.where(made, root)}" if made is not None else "opened"
         else:
             opened = "opened before the test's setup"
-        head = f"accepted at {by}{thread}, on the listener {origin.listener_address} {opened}"
+        head = (f"accepted {'at' if start else 'by'} {origins.where(by, root) if by else '?'}"
+                f"{thread}, on the listener {origin.listener_address} {opened}")
     elif start is not None:
         head = f"opened at {origins.where(start, root)}{thread}"
+    elif (waiting := origins.test_side(origins.Origin(origin.awaited_in), _is_test_file)):
+        head = f"opened at {origins.where(waiting, root)}, in a task it started{thread}"
     else:
         head = f"opened{thread} (no frame of the test's code on the stack)"
     return [head, *[f"  {line}" for line in origins.short_stack(origin, _is_test_file, root=root)]]
