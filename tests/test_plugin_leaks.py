@@ -510,3 +510,23 @@ def test_nothing():
     assert "ERROR at teardown of test_leak" in output
     assert re.search(r"opened at test_a.py:4 in test_leak", output)
     result.stdout.fnmatch_lines(["*tcplab: 1 test (of 3 checked) left TCP sockets open*"])
+
+
+def test_the_readmes_leak_example_runs_as_pasted(pytester: pytest.Pytester) -> None:
+    from test_pytest_plugin import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### 2. Catch it in your tests"):]
+    ini = re.search(r"```ini\n(.*?)```", section, re.S)
+    example = re.search(r"```python\n(.*?)```", section, re.S)
+    assert ini is not None and example is not None
+    pytester.makefile(".ini", pytest=ini.group(1))
+    pytester.makepyfile(test_server=example.group(1))
+    result = pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines([
+        "*test_client_disconnects: 1 TCP socket of process * still open after the test's teardown",
+        "*CLOSE_WAIT  <- the peer closed it; this process never called close()",
+        "*accepted at test_server.py:* in test_client_disconnects, on the listener * opened at "
+        "test_server.py:* in test_client_disconnects",
+    ])
