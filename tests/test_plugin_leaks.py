@@ -425,6 +425,8 @@ async def test_the_module_loop_lives_on(module_server):
 '''
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pytest_asyncio") is None,
+                    reason="pytest-asyncio not installed")
 def test_pytest_asyncio_suites_same_loop_servers_and_a_real_leak(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_aio=ASYNCIO)

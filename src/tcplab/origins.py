@@ -96,7 +96,8 @@ class Tracker:
         asyncio = sys.modules.get("asyncio")
         loop = asyncio._get_running_loop() if asyncio is not None else None
         if loop is not None:
-            self._loops.add(loop)
+            with self._lock, contextlib.suppress(TypeError):  # a loop without weak references
+                self._loops.add(loop)
         awaited: tuple[Frame, ...] = ()
         if not listener and not any(looks_like_test_file(f[0]) for f in stack):
             awaited = _awaiting_test(loop)
@@ -207,7 +208,10 @@ _installed = False
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     tracker = _active
     if tracker is not None and event == "socket.__new__":
-        tracker.created(args[0], args[1], args[2])
+        try:
+            tracker.created(args[0], args[1], args[2])
+        except Exception:  # an exception here would fail the socket's creation itself
+            return
 
 
 def install() -> None:
