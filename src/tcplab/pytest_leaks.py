@@ -189,10 +189,21 @@ class LeakPlugin:
         check = item.stash.get(_CHECK, None)
         try:
             result = yield
-        except BaseException:
+        except BaseException:  # the teardown failed on its own: that is its report
             self._done()
             self.ended.clear()
             raise
+        try:
+            flagged = self._flags(item, check)
+        finally:
+            self._done()
+            self.ended.clear()
+        if flagged is not None:
+            item.stash[_REPORT] = flagged
+        return result
+
+    def _flags(self, item: pytest.Item, check: _Check | None) -> tuple[str, int] | None:
+        """The report of what the test and the scopes that just ended left open."""
         flags: list[str] = []
         count = 0
         if check is not None and not check.failed:
@@ -211,10 +222,7 @@ class LeakPlugin:
                     f"{owner.scope}-scoped fixture {owner.name!r} (set up for {owner.test}): "
                     f"{_sockets(len(found))} of process {os.getpid()} still open after the "
                     "fixture's teardown"), item.config.rootpath))
-        self.ended.clear()
-        if flags:
-            item.stash[_REPORT] = ("\n\n".join(flags), count)
-        return result
+        return ("\n\n".join(flags), count) if flags else None
 
     def _done(self) -> None:
         origins.stop()
