@@ -10,4 +10,7 @@ import bench_plugin
 from bench_observer import main
 
 status = main()
-raise SystemExit(status or bench_plugin.main(["--quick"] if "--quick" in sys.argv[1:] else []))
+args = sys.argv[1:]
+passed = (["--quick"] if "--quick" in args else []) + (
+    ["--out", args[args.index("--out") + 1]] if "--out" in args[:-1] else [])
+raise SystemExit(status or bench_plugin.main(passed))
