@@ -102,8 +102,9 @@ def realworld(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Start-up (``tcplab --version``, ``watch --once``) against ``python -c pass``, then
-    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
-    session.install("-e", ".")
+    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets, then the
+    pytest leak check's cost per test (pytest: the ``test`` extra)."""
+    session.install("-e", ".[test]")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)
 
 

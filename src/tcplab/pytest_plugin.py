@@ -23,80 +23,38 @@ pytest-asyncio in strict or auto mode, anyio's plugin, or no async at all):
 ``tcplab_held``
     ``held() -> dict[inode, HeldSocket]``: the TCP sockets this process holds right now.
 
-Leak check: ``@pytest.mark.tcplab_leaks`` on a test (or ``--tcplab-leaks`` for every
-test) fails it if it leaves TCP sockets of this process open that it did not hold before,
-or leaves one in CLOSE_WAIT; the failure lists each one (fd, four-tuple, state). A leak
-must outlast a short grace (``@pytest.mark.tcplab_leaks(grace=0.5)``; 0.1 s by default),
-for servers in another thread of the process that close their end a moment later. Sockets
-the test closed but that still sit in TIME_WAIT (or another state without an owner) are
-not leaks and are never reported. The check wraps the test's call, so with pytest-trio
-the test's async fixtures are already torn down when it runs; sync fixtures are still
-alive, but their sockets were already held before the test, so only a change of one of
-them into CLOSE_WAIT is reported. Garbage is collected first: a socket only an unreachable
-cycle holds is closed by that, as CPython would eventually close it too.
+Leak check: ``@pytest.mark.tcplab_leaks`` on a test, ``--tcplab-leaks`` or the ini option
+``tcplab_leaks = true`` for every test. A test is reported (as an error at its teardown)
+when TCP sockets of this process that were opened since its setup started are still open
+after its teardown, once its fixtures and finalizers ran; each socket is listed with its
+fd, four-tuple, state, and the file and line where it was opened (an accepted one: where
+its listener was). ini: ``tcplab_leaks_grace`` (seconds a socket may take to close after
+the teardown, 0.1), ``tcplab_leaks_ignore_ports``; marker arguments ``grace=``,
+``allow_ports=``, ``check=False``. Details: ``tcplab.pytest_leaks``.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tcplab.kernel.observer import DiagObserver
 from tcplab.lab import AdoptableSocket, End, Lab
-from tcplab.leaks import HeldSocket, LeakCheck, held_tcp_sockets, render_leaks
+from tcplab.leaks import HeldSocket, held_tcp_sockets
+from tcplab.pytest_leaks import MARKER, MARKER_HELP, OPTION, LeakPlugin, add_options
 
-MARKER = "tcplab_leaks"
-OPTION = "--tcplab-leaks"
-#: Seconds a leaked socket may take to go away before the test fails: a peer in another
-#: thread of this process may close its end a moment after the test's own code did.
-DEFAULT_GRACE = 0.1
+__all__ = ["MARKER", "OPTION", "tcplab_adopt", "tcplab_held", "tcplab_lab", "tcplab_observer"]
+
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("tcplab", "tcplab: TCP socket lifecycles")
-    group.addoption(
-        OPTION, action="store_true", default=False,
-        help="fail every test that leaves TCP sockets of this process open or in CLOSE_WAIT",
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{MARKER}(grace=0.1): fail the test if it leaves TCP sockets of this process open "
-        "(ones it did not hold before) or in CLOSE_WAIT, still there after `grace` seconds "
-        "(tcplab)",
-    )
-
-
-def _wants_leak_check(item: pytest.Item) -> bool:
-    return bool(item.config.getoption(OPTION)) or item.get_closest_marker(MARKER) is not None
-
-
-def _grace(item: pytest.Item) -> float:
-    marker = item.get_closest_marker(MARKER)
-    value = marker.kwargs.get("grace", DEFAULT_GRACE) if marker is not None else DEFAULT_GRACE
-    return float(value)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Around the test's call: what it holds before, what it leaves after.
-
-    A test that failed on its own is left alone (its sockets may be open because it
-    failed); only a passing test can fail for its leaks.
-    """
-    if not _wants_leak_check(item):
-        return (yield)
-    check = LeakCheck()
-    result = yield
-    gc.collect()
-    leaks = check.leaks(grace=_grace(item))
-    if leaks:
-        pytest.fail(render_leaks(leaks, what=item.name), pytrace=False)
-    return result
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(LeakPlugin(config), "tcplab-leaks")
 
 
 @pytest.fixture
