@@ -25,9 +25,9 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import IO, Any, Protocol
 
 import trio
 
@@ -475,9 +475,15 @@ class Lab:
         self.connections.append(conn)
         return conn
 
-    async def spawn(self, argv: Sequence[str]) -> Child:
-        """Start a child process that the lab kills when it exits; its stdout is a pipe."""
-        proc = Child(argv, stdout=subprocess.PIPE)
+    async def spawn(
+        self, argv: Sequence[str], *, stdout: int | IO[Any] | None = subprocess.PIPE,
+        stderr: int | IO[Any] | None = None, pass_fds: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Child:
+        """Start a child process that the lab kills when it exits; its stdout is a pipe
+        unless ``stdout`` says otherwise. ``pass_fds`` are inherited (a listening socket a
+        server takes over), ``env`` replaces the environment (``tcplab.servers``)."""
+        proc = Child(argv, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env)
         self._processes.append(proc)
         await trio.lowlevel.checkpoint()
         return proc
