@@ -37,7 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +45,10 @@ from typing import Any
 
 import trio
 
+from tcplab.kernel.model import SocketRecord
 from tcplab.kernel.process import Child
-from tcplab.lab import Lab
+from tcplab.kernel.procfs import with_owners
+from tcplab.lab import Connection, End, Lab
 
 #: Where old releases are installed, one directory ``<dist>-<version>`` each.
 RELEASES = Path(os.environ.get("TCPLAB_RELEASES", "~/.cache/tcplab/releases")).expanduser()
@@ -390,6 +392,47 @@ async def grpc_echo(lab: Lab) -> AsyncIterator[Server]:
 
         async with _running(server, ready) as running:
             yield running
+
+
+# -- clients of a server, observed from both ends ------------------------------------------
+
+async def dial(lab: Lab, server: Server, label: str = "client") -> Connection:
+    """A client connected to ``server`` (handshake done), tracked with the server's end.
+
+    The client socket is the lab's (closed when the lab exits); the server's end belongs to
+    the server's processes, so it is observed by four-tuple only (``owner`` says whose)."""
+    sock = lab._own(socket.socket())
+    sock.setblocking(False)
+    lab.watch_port(server.port)
+    connecting = trio.socket.from_stdlib_socket(sock)
+    await connecting.connect(server.address)
+    client = End(lab, label, sock, connecting)
+    peer = End(lab, server.name, sock, four_tuple=client.four_tuple.reversed(), borrowed=True)
+    return lab.track(client, peer)
+
+
+def owner(record: SocketRecord | None, pids: set[int]) -> str | None:
+    """``name/pid/fdN`` of the process among ``pids`` holding ``record``'s socket, else None
+    (a TIME_WAIT or orphaned socket, or one in a listener's accept queue, has no owner)."""
+    if record is None or not record.inode:
+        return None
+    found = with_owners([record], pids)[0].owners
+    return ", ".join(f"{o.name}/{o.pid}/fd{o.fd}" for o in found) or None
+
+
+@contextlib.contextmanager
+def paused(server: Server) -> Iterator[None]:
+    """The server's processes stopped (SIGSTOP) inside the block, resumed however it ends:
+    what a loaded server looks like to clients whose segments arrive before it runs."""
+    pids = server.pids()
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 # -- what the servers serve (imported by the server processes) ------------------------------
