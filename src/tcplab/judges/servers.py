@@ -100,3 +100,76 @@ def l04(m: SilentClients) -> Judgement:
     else:
         verdict = P if silent_kept else R
     return Judgement(verdict, text)
+
+
+# -- L05: gunicorn's sync and gthread workers behind clients that hold connections ----------
+
+@dataclass(frozen=True)
+class GunicornRun:
+    """One gunicorn worker class, one worker, a client that connected and sent nothing, then
+    clients that sent a request behind it and gave up (closed) before an answer came."""
+
+    version: str = ""
+    worker: str = ""
+    #: gunicorn's --timeout (the arbiter replaces a worker silent that long) and --keep-alive
+    worker_timeout_s: float = 0.0
+    keepalive_s: float = 0.0
+    closers: int = 0
+    #: their server ends seen in CLOSE_WAIT, who held the first (None: the listen queue),
+    #: and how long it stayed there (up to ``window_s``)
+    close_wait: int = 0
+    close_wait_owner: str | None = None
+    close_wait_held_s: float = 0.0
+    #: how long the silent client's server end stayed ESTABLISHED (up to ``window_s``)
+    silent_held_s: float = 0.0
+    window_s: float = 0.0
+    #: the worker process was replaced meanwhile (the arbiter killed it)
+    worker_replaced: bool = False
+
+
+@dataclass(frozen=True)
+class HeldConnections:
+    """The sync worker (the default) and the gthread worker under the same clients."""
+
+    sync: GunicornRun
+    gthread: GunicornRun
+    #: how long gthread (25.2.0+) waits in a thread for a first request before it parks the
+    #: connection under its keep-alive timeout (gunicorn/workers/gthread.py)
+    first_request_wait_s: float = 5.0
+
+
+#: Seconds within which a served connection leaves CLOSE_WAIT, and the slack allowed on the
+#: worker timeout and on gthread's first-request wait (polls of 1 s in gunicorn's loops).
+SERVED_S, SLACK_S = 1.0, 2.0
+
+
+def _gunicorn_text(run: GunicornRun) -> str:
+    where = run.close_wait_owner or "in the listen queue, no process holds them"
+    return (f"{run.worker} worker (gunicorn {run.version or '?'}, --timeout "
+            f"{run.worker_timeout_s:g} s, --keep-alive {run.keepalive_s:g} s): {run.close_wait} "
+            f"of {run.closers} abandoned connections in CLOSE_WAIT ({where}), the first for "
+            f"{run.close_wait_held_s:.1f} s; the silent client's end ESTABLISHED "
+            f"{run.silent_held_s:.1f} s of {run.window_s:.1f} s; worker "
+            f"{'replaced' if run.worker_replaced else 'not replaced'}")
+
+
+@judge("L05", C, P, R)
+def l05(m: HeldConnections) -> Judgement:
+    """The sync worker, held by a client that sends nothing until its --timeout, leaves the
+    clients queued behind it that give up in CLOSE_WAIT in the listen queue; the gthread
+    worker serves them, and closes the silent client after its first-request wait plus its
+    keep-alive (tolerances: ``SERVED_S``, ``SLACK_S``)."""
+    sync, gt = m.sync, m.gthread
+    sync_leaks = (sync.closers > 0 and sync.close_wait == sync.closers
+                  and sync.close_wait_owner is None
+                  and sync.close_wait_held_s >= sync.worker_timeout_s - SLACK_S)
+    gt_serves = gt.closers > 0 and gt.close_wait_held_s < SERVED_S
+    gt_limit = m.first_request_wait_s + gt.keepalive_s + SLACK_S
+    gt_times_out = 0 < gt.silent_held_s <= gt_limit
+    text = (f"{_gunicorn_text(sync)}; {_gunicorn_text(gt)} (a served connection leaves "
+            f"CLOSE_WAIT within {SERVED_S:g} s; gthread should close a silent client within "
+            f"{gt_limit:g} s: first-request wait {m.first_request_wait_s:g} s + keep-alive + "
+            f"{SLACK_S:g} s)")
+    if not sync_leaks:
+        return Judgement(R, text)
+    return Judgement(C if gt_serves and gt_times_out else P, text)
