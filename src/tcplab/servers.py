@@ -1,9 +1,9 @@
-"""Real servers for the ``realworld`` scenarios: uvicorn, gunicorn, redis-server, PostgreSQL
-and a grpc.aio echo server, each a child of a ``Lab`` on an ephemeral loopback port.
+"""Real servers for the ``realworld`` scenarios: uvicorn, gunicorn, redis-server, PostgreSQL,
+each a child of a ``Lab`` on an ephemeral loopback port.
 
 How each gets its port without a race: uvicorn (``--fd``) and gunicorn (``--bind fd://N``)
-take over a listening socket bound to port 0 here; the grpc server binds port 0 itself and
-prints the port. redis-server and postgres can do neither: a free port is picked and the
+take over a listening socket bound to port 0 here. redis-server and postgres cannot: a free
+port is picked and the
 start is retried if another process bound it in between (they exit saying so).
 
 Every server runs in a session of its own (``setsid``), so all its processes (gunicorn's
@@ -45,7 +45,7 @@ from typing import Any
 
 import trio
 
-from tcplab.kernel.model import SocketRecord
+from tcplab.kernel.model import FourTuple, SocketRecord
 from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import with_owners
 from tcplab.lab import Connection, End, Lab
@@ -375,25 +375,6 @@ async def postgres(lab: Lab, *settings: str) -> AsyncIterator[Server]:
             yield running
 
 
-@asynccontextmanager
-async def grpc_echo(lab: Lab) -> AsyncIterator[Server]:
-    """A grpc.aio server (``grpc_echo_main``) whose bidi-streaming method echoes."""
-    async with _directory("grpc") as directory:
-        argv = [sys.executable, "-c", "from tcplab.servers import grpc_echo_main; grpc_echo_main()"]
-        child = await _spawn(lab, argv, directory, env=_python_env(None))
-        server = Server("grpc", child, 0, directory, version_of("grpcio"))
-
-        async def ready(server: Server) -> None:
-            while not (found := re.search(r"port (\d+)", server.log.read_text())):
-                if server.child.returncode is not None:
-                    raise ServerError(f"grpc server exited: {server.log_tail()}")
-                await trio.sleep(0.05)
-            server.port = int(found.group(1))
-
-        async with _running(server, ready) as running:
-            yield running
-
-
 # -- clients of a server, observed from both ends ------------------------------------------
 
 async def dial(lab: Lab, server: Server, label: str = "client") -> Connection:
@@ -409,6 +390,18 @@ async def dial(lab: Lab, server: Server, label: str = "client") -> Connection:
     client = End(lab, label, sock, connecting)
     peer = End(lab, server.name, sock, four_tuple=client.four_tuple.reversed(), borrowed=True)
     return lab.track(client, peer)
+
+
+def watch(lab: Lab, fd: int, server: Server, label: str = "pooled") -> Connection:
+    """Both ends of a connection a library in this process opened to ``server`` (``fd``: its
+    socket's descriptor), observed by four-tuple only: the library keeps owning its socket
+    (no duplicate descriptor is kept, which would hold the socket open after it closes)."""
+    with socket.socket(fileno=os.dup(fd)) as dup:
+        four_tuple = FourTuple.of(dup)
+    lab.watch_port(server.port)
+    ends = [End(lab, name, lab._own(socket.socket()), four_tuple=tuple_, borrowed=True)
+            for name, tuple_ in ((label, four_tuple), (server.name, four_tuple.reversed()))]
+    return lab.track(*ends)
 
 
 def owner(record: SocketRecord | None, pids: set[int]) -> str | None:
@@ -451,30 +444,3 @@ def wsgi_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> lis
     """The smallest WSGI application: 200, ``ok``."""
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
-
-
-#: The echo server's one method (bidi streaming, raw bytes: no generated code needed).
-GRPC_METHOD = "/tcplab.Echo/Chat"
-
-
-def grpc_echo_main() -> None:
-    """Serve ``GRPC_METHOD`` on 127.0.0.1, a port the kernel picks; print it."""
-    import asyncio
-
-    import grpc  # type: ignore[import-untyped]
-
-    async def chat(requests: Any, context: Any) -> Any:
-        async for message in requests:
-            yield message
-
-    async def serve() -> None:
-        server = grpc.aio.server()
-        handler = grpc.stream_stream_rpc_method_handler(chat)
-        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-            GRPC_METHOD.split("/")[1], {GRPC_METHOD.split("/")[2]: handler}),))
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(f"port {port}", flush=True)
-        await server.wait_for_termination()
-
-    asyncio.run(serve())

@@ -173,3 +173,48 @@ def l05(m: HeldConnections) -> Judgement:
     if not sync_leaks:
         return Judgement(R, text)
     return Judgement(C if gt_serves and gt_times_out else P, text)
+
+
+# -- L06: redis-py's pool and Redis's idle `timeout` ----------------------------------------
+
+@dataclass(frozen=True)
+class IdleReaping:
+    """A burst checks out ``pooled`` connections at once and returns them; the server then
+    closes them after its idle timeout while they sit in the pool; one command follows."""
+
+    library: str = ""
+    server: str = ""
+    server_idle_timeout_s: float = 0.0
+    pooled: int = 0
+    #: pooled client ends in CLOSE_WAIT once the server's timeout passed, how long the
+    #: first stayed there (up to ``window_s``), who held it, and the server's end then
+    close_wait: int = 0
+    close_wait_held_s: float = 0.0
+    window_s: float = 0.0
+    owner: str | None = None
+    server_state: str | None = None
+    #: what the first command after the timeout raised (None: it succeeded)
+    first_command_error: str | None = None
+    #: pooled ends still in CLOSE_WAIT after that command (the pool replaced the one it used)
+    close_wait_after_command: int = 0
+    #: all gone after the application closed the idle connections (pool.disconnect)
+    gone_after_disconnect: bool = False
+
+
+@judge("L06", C, P, R)
+def l06(m: IdleReaping) -> Judgement:
+    """The pool never reaps connections the server closed: they sit in CLOSE_WAIT, held by
+    the application, until checked out again, when the pool replaces them."""
+    leaks = (m.pooled > 0 and m.close_wait == m.pooled and m.owner is not None
+             and held(m.close_wait_held_s, m.window_s))
+    replaced_quietly = m.first_command_error is None and m.close_wait_after_command == m.pooled - 1
+    text = (f"{m.library or 'redis-py ?'} against {m.server or 'Redis ?'} (timeout "
+            f"{m.server_idle_timeout_s:g} s): {m.close_wait} of {m.pooled} pooled connections in "
+            f"CLOSE_WAIT, the first for {m.close_wait_held_s:.1f} s of {m.window_s:.1f} s "
+            f"({_who(m.owner)}; the server's end {m.server_state or 'gone'}); the next command "
+            f"{'succeeded' if m.first_command_error is None else f'failed: {m.first_command_error}'}"
+            f", after which {m.close_wait_after_command} stayed in CLOSE_WAIT; closing the idle "
+            f"connections (pool.disconnect) {'removed' if m.gone_after_disconnect else 'did not remove'} them")
+    if not leaks:
+        return Judgement(R, text)
+    return Judgement(C if replaced_quietly else P, text)
