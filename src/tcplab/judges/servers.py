@@ -218,3 +218,64 @@ def l06(m: IdleReaping) -> Judgement:
     if not leaks:
         return Judgement(R, text)
     return Judgement(C if replaced_quietly else P, text)
+
+
+# -- L09: psycopg_pool and PostgreSQL's idle_session_timeout --------------------------------
+
+@dataclass(frozen=True)
+class PoolRun:
+    """One psycopg_pool ConnectionPool whose idle connections the server closed."""
+
+    #: the pool's ``check`` callback ("" for none, the default)
+    check: str = ""
+    pooled: int = 0
+    #: pooled client ends in CLOSE_WAIT, how long the first stayed there (up to
+    #: ``window_s``), its unread bytes (the server's goodbye), who held it, the server's end
+    close_wait: int = 0
+    close_wait_held_s: float = 0.0
+    window_s: float = 0.0
+    recv_q: int | None = None
+    owner: str | None = None
+    server_state: str | None = None
+    #: what a query on the next connection the pool handed out raised (None: it worked)
+    query_error: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerClosedPool:
+    """The default pool, and the same pool with ``check=ConnectionPool.check_connection``
+    (psycopg_pool 3.2, the answer to psycopg #584), against the same server."""
+
+    library: str = ""
+    server: str = ""
+    idle_session_timeout_s: float = 0.0
+    default: PoolRun = PoolRun()
+    checked: PoolRun | None = None
+
+
+def _pool_text(run: PoolRun) -> str:
+    return (f"pool with check={run.check or 'None (default)'}: {run.close_wait} of {run.pooled} "
+            f"idle connections in CLOSE_WAIT, the first for {run.close_wait_held_s:.1f} s of "
+            f"{run.window_s:.1f} s (Recv-Q {run.recv_q}, {_who(run.owner)}; the server's end "
+            f"{run.server_state or 'gone'}); a query on the next connection handed out "
+            f"{'worked' if run.query_error is None else f'failed: {run.query_error}'}")
+
+
+def _pool_leaks(run: PoolRun) -> bool:
+    return (run.pooled > 0 and run.close_wait == run.pooled and run.owner is not None
+            and held(run.close_wait_held_s, run.window_s))
+
+
+@judge("L09", C, P, R)
+def l09(m: ServerClosedPool) -> Judgement:
+    """psycopg_pool keeps connections the server closed in CLOSE_WAIT and hands one out
+    (its query fails) unless the pool checks connections (``check=``)."""
+    d = m.default
+    handed_out = d.query_error is not None
+    fixed = m.checked is not None and m.checked.query_error is None
+    text = (f"{m.library or 'psycopg_pool ?'} against {m.server or 'PostgreSQL ?'} "
+            f"(idle_session_timeout {m.idle_session_timeout_s:g} s): {_pool_text(d)}; "
+            + (_pool_text(m.checked) if m.checked else "the checked pool was not measured"))
+    if not _pool_leaks(d):
+        return Judgement(R, text)
+    return Judgement(C if handed_out and fixed else P, text)
