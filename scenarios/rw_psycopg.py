@@ -5,7 +5,7 @@ message and closes). A pool's idle connections are exactly such sessions: each s
 CLOSE_WAIT in the pool, the server's goodbye unread, and the pool hands it out as if
 nothing happened; the query on it fails (#584, where ``max_lifetime`` shorter than the
 server's timeout did not help: the pool checks a connection's age only when it comes back).
-psycopg_pool 3.2 added the answer, ``check=ConnectionPool.check_connection``, which tests a
+psycopg_pool 3.2.0 added the answer (#656), ``check=ConnectionPool.check_connection``, which tests a
 connection before handing it out; the default is still no check. Both pools run here against
 one real PostgreSQL child (run as an unprivileged user, trust authentication, loopback).
 """

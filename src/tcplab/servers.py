@@ -34,6 +34,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import trio
 
@@ -162,9 +163,19 @@ def _python_env(where: Path | None) -> dict[str, str]:
 async def _spawn(lab: Lab, argv: Sequence[str], directory: Path, *,
                  pass_fds: Sequence[int] = (), env: dict[str, str] | None = None) -> Child:
     """Start ``argv`` in a session of its own (one process group), output to its log."""
-    with open(directory / "log", "ab") as log:
+    with _log(directory) as log:
         return await lab.spawn(["setsid", *argv], stdout=log, stderr=subprocess.STDOUT,
                                pass_fds=pass_fds, env=env)
+
+
+def _log(directory: Path) -> IO[bytes]:
+    return open(directory / "log", "ab")  # closed by the caller's with
+
+
+def _version(argv: Sequence[str], pattern: str) -> str:
+    """The version a program prints (``pattern``'s group), "unknown" if it prints none."""
+    found = re.search(pattern, subprocess.run(argv, capture_output=True, text=True).stdout)
+    return found.group(1) if found else "unknown"
 
 
 async def stop(server: Server) -> None:
@@ -185,9 +196,19 @@ async def stop(server: Server) -> None:
         await server.child.aclose()
 
 
+def _reachable_by_others(directory: Path) -> bool:
+    """Can any user reach into ``directory`` (search permission on it and its parents)?"""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (directory, *directory.parents))
+
+
 @asynccontextmanager
 async def _directory(name: str, owner: pwd.struct_passwd | None = None) -> AsyncIterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix=f"tcplab-{name}-"))
+    """A temporary directory (owned by ``owner`` if given, in a place that user can reach:
+    the usual temporary directory, else ``/tmp``), removed when the block ends."""
+    base = Path(tempfile.gettempdir())
+    if owner is not None and not _reachable_by_others(base):
+        base = Path("/tmp")
+    path = Path(tempfile.mkdtemp(prefix=f"tcplab-{name}-", dir=base))
     try:
         if owner is not None:
             os.chown(path, owner.pw_uid, owner.pw_gid)
@@ -288,8 +309,7 @@ async def redis(lab: Lab, *settings: str) -> AsyncIterator[Server]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise ServerError("redis-server is not installed")
-    found = re.search(r"v=(\S+)", subprocess.run([binary, "--version"], capture_output=True,
-                                                 text=True).stdout)
+    version = _version([binary, "--version"], r"v=(\S+)")
     async with _directory("redis") as directory:
 
         async def start(port: int) -> Server:
@@ -297,7 +317,7 @@ async def redis(lab: Lab, *settings: str) -> AsyncIterator[Server]:
                     "--appendonly", "no", "--dir", str(directory), "--protected-mode", "no",
                     "--daemonize", "no", *settings]
             return Server("redis-server", await _spawn(lab, argv, directory), port, directory,
-                          found.group(1) if found else "unknown")
+                          version)
 
         def ping(server: Server) -> Awaitable[None]:
             return _exchange(server, b"PING\r\n", b"+PONG")
@@ -343,8 +363,7 @@ async def postgres(lab: Lab, *settings: str) -> AsyncIterator[Server]:
     if binaries is None:
         raise ServerError("PostgreSQL (postgres, initdb) is not installed")
     binary, initdb = binaries
-    found = re.search(r"\(PostgreSQL\) (\S+)", subprocess.run(
-        [binary, "--version"], capture_output=True, text=True).stdout)
+    version = _version([str(binary), "--version"], r"\(PostgreSQL\) (\S+)")
     user = unprivileged_user()
     async with _directory("postgres", user) as directory:
         data = directory / "data"
@@ -361,8 +380,7 @@ async def postgres(lab: Lab, *settings: str) -> AsyncIterator[Server]:
                               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                               "-c", "dynamic_shared_memory_type=mmap", *settings])
             return Server("postgres", await _spawn(lab, argv, directory), port, directory,
-                          found.group(1) if found else "unknown",
-                          stop_signal=signal.SIGINT)
+                          version, stop_signal=signal.SIGINT)
 
         async def ready(server: Server) -> None:
             while "ready to accept connections" not in server.log.read_text(errors="replace"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tcplab.judges import Judgement, judge
 from tcplab.verdict import Verdict
 
-C, P, R, O = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
+C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 
 #: Share of the watched window a state must last to count as held (polling misses the rest).
 HELD = 0.95
@@ -82,7 +82,7 @@ def _uvicorn_leaks(run: UvicornRun) -> bool:
             and held(run.close_wait_held_s, run.window_s))
 
 
-@judge("L04", C, P, R, O)
+@judge("L04", C, P, R, OUT)
 def l04(m: SilentClients) -> Judgement:
     """uvicorn arms no timeout for a client that sends nothing; one that closes before
     sending leaves the server's end in CLOSE_WAIT (#1199), in releases 0.14.0..0.17.1."""
@@ -95,7 +95,7 @@ def l04(m: SilentClients) -> Judgement:
     if _uvicorn_leaks(cur):
         verdict = C if silent_kept else P
     elif old_leaks:
-        verdict = O
+        verdict = OUT
         text += f"; the CLOSE_WAIT leak is gone since {m.fixed_in}"
     else:
         verdict = P if silent_kept else R
