@@ -1,13 +1,11 @@
 """psycopg_pool and PostgreSQL's ``idle_session_timeout`` (claim L09; psycopg #584).
 
-PostgreSQL ends a session idle longer than ``idle_session_timeout`` (it sends a FATAL
-message and closes). A pool's idle connections are exactly such sessions: each sits in
-CLOSE_WAIT in the pool, the server's goodbye unread, and the pool hands it out as if
-nothing happened; the query on it fails (#584, where ``max_lifetime`` shorter than the
-server's timeout did not help: the pool checks a connection's age only when it comes back).
-psycopg_pool 3.2.0 added the answer (#656), ``check=ConnectionPool.check_connection``, which tests a
-connection before handing it out; the default is still no check. Both pools run here against
-one real PostgreSQL child (run as an unprivileged user, trust authentication, loopback).
+PostgreSQL ends a session idle longer than ``idle_session_timeout`` (a FATAL message, then
+its FIN). A pool's idle connections are such sessions: each sits in CLOSE_WAIT in the pool,
+the goodbye unread, and the pool hands it out; the query fails (#584: a ``max_lifetime``
+below the server's timeout did not help, the pool checks ages only when a connection comes
+back). psycopg_pool 3.2.0 added ``check=ConnectionPool.check_connection`` (#656), a test
+before handing out; the default is still no check. Both pools, one real PostgreSQL child.
 """
 
 from __future__ import annotations
@@ -45,9 +43,8 @@ def first_query(pool: ConnectionPool) -> str | None:
 
 
 async def measure(lab: Lab, server: servers.Server, check: Callable[[Any], None] | None) -> PoolRun:
-    pool: ConnectionPool = ConnectionPool(
-        f"host={server.host} port={server.port} user=postgres dbname=postgres sslmode=disable",
-        min_size=POOL, max_size=POOL, open=False, check=check)
+    dsn = f"host={server.host} port={server.port} user=postgres dbname=postgres sslmode=disable"
+    pool: ConnectionPool = ConnectionPool(dsn, min_size=POOL, max_size=POOL, open=False, check=check)
     await trio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=20))
     try:
         conns = [pool.getconn() for _ in range(POOL)]
@@ -55,8 +52,8 @@ async def measure(lab: Lab, server: servers.Server, check: Callable[[Any], None]
         for conn in conns:
             pool.putconn(conn)
         ends = [p.client for p in pooled]
-        await within(lambda: all(state_of(e.observe()) == "CLOSE_WAIT" for e in ends), timeout=IDLE_S + 5)
-        close_wait = sum(state_of(e.observe()) == "CLOSE_WAIT" for e in ends)
+        await within(lambda: servers.count_in(ends, S.CLOSE_WAIT) == POOL, timeout=IDLE_S + 5)
+        close_wait = servers.count_in(ends, S.CLOSE_WAIT)
         held = await stays(ends[0], S.CLOSE_WAIT, up_to=WINDOW)
         first, its_server = ends[0].observe(), pooled[0].server.observe()
         holder = servers.owner(first, {os.getpid()})

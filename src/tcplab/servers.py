@@ -50,6 +50,7 @@ from tcplab.kernel.model import FourTuple, SocketRecord
 from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import with_owners
 from tcplab.lab import Connection, End, Lab
+from tcplab.states import TcpState
 
 #: Where old releases are installed, one directory ``<dist>-<version>`` each.
 RELEASES = Path(os.environ.get("TCPLAB_RELEASES", "~/.cache/tcplab/releases")).expanduser()
@@ -420,6 +421,11 @@ def watch(lab: Lab, fd: int, server: Server, label: str = "pooled") -> Connectio
     ends = [End(lab, name, lab._own(socket.socket()), four_tuple=tuple_, borrowed=True)
             for name, tuple_ in ((label, four_tuple), (server.name, four_tuple.reversed()))]
     return lab.track(*ends)
+
+
+def count_in(ends: Sequence[End], state: TcpState) -> int:
+    """How many of ``ends`` the kernel shows in ``state`` now."""
+    return sum(1 for end in ends if (record := end.observe()) is not None and record.state is state)
 
 
 def owner(record: SocketRecord | None, pids: set[int]) -> str | None:
