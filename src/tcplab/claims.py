@@ -275,15 +275,23 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "sits in CLOSE_WAIT once the client closes; writer.close() alone only schedules the "
        "close, done when the event loop next runs, which await writer.wait_closed() waits for."),
     _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
-       "uvicorn arms no timeout on a connection whose client sends nothing: the server keeps "
-       "it, and when the client gives up its end sits in CLOSE_WAIT."),
+       "uvicorn arms its keep-alive timeout only after a response, so nothing times out a "
+       "client that never sends a request; in 0.14.0 to 0.17.1 (the asyncio-streams "
+       "handler) a client that closed before sending anything, like a TCP health check, "
+       "left the server's end in CLOSE_WAIT for good; 0.17.2 went back to a protocol that "
+       "closes on end of file."),
     _l("L05", "gunicorn #2707, #2781",
-       "gunicorn behind a client that keeps connections alive: the sync worker closes after "
-       "each response, the gthread worker keeps the connection until its keep-alive timeout; "
-       "connections the client dropped meanwhile wait in CLOSE_WAIT on the server."),
+       "gunicorn's sync worker serves one connection at a time with no read timeout: a "
+       "client that keeps a connection open without sending holds it until the arbiter "
+       "replaces the worker after --timeout, and connections that clients abandon "
+       "meanwhile wait in CLOSE_WAIT in the listen queue, owned by no process; the gthread "
+       "worker keeps serving, and (since 25.2.0) closes a client that sends nothing after "
+       "5 s plus its keep-alive."),
     _l("L06", "redis-py #306, #1235, #1364, PR #886",
-       "redis-py's connection pool does not reap connections the Redis server closed after "
-       "its idle `timeout`: they sit in CLOSE_WAIT in the pool until checked out again."),
+       "redis-py's connection pool never reaps idle connections: those the Redis server "
+       "closed after its `timeout` stay in CLOSE_WAIT, held by the application, until the "
+       "pool hands them out again (then it reconnects quietly); only closing the pool's "
+       "idle connections frees the rest."),
     _l("L07", "aiohttp #1115, #3736, #4805",
        "An aiohttp ClientSession that is never closed keeps its pooled connections open while "
        "its event loop is not running: once the server closes one, the client's end sits in "
@@ -295,11 +303,18 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "its client end in CLOSE_WAIT, until the next request through the pool finds it "
        "readable, discards it and succeeds on a new connection, or the client is closed."),
     _l("L09", "psycopg #584",
-       "psycopg_pool keeps connections the PostgreSQL server closed through "
-       "idle_session_timeout, in CLOSE_WAIT, and hands them out unless the pool checks them."),
-    _l("L10", "grpc #42125",
-       "Closing a grpc.aio channel while a streaming call's reader is being cancelled can "
-       "leave the channel's connection open."),
+       "psycopg_pool keeps idle connections that PostgreSQL closed through "
+       "idle_session_timeout in CLOSE_WAIT and hands them out, so the next query fails, "
+       "unless the pool checks connections first (check=ConnectionPool.check_connection, "
+       "psycopg_pool 3.2)."),
+    Claim("L10", LIBRARIES, (), "Closing a grpc.aio channel while a bidirectional "
+          "stream's reader task is being cancelled (cancel() not awaited) leaves the "
+          "channel's TCP connection ESTABLISHED after close() returned, unreachable from "
+          "Python.", source="grpc #42125", unreproducible="not reproduced here: 80 sessions "
+          "each way (reader cancelled with and without a writer, close() with and without "
+          "grace) on grpcio 1.85.3 and 1.80.0, the release it was reported on, left no "
+          "connection open under Python 3.11; the report used Python 3.13 and its own "
+          "server, and a fix (grpc PR #43121) was later said to be incomplete"),
 )
 
 CLAIMS = CLAIMS + KERNEL_CLAIMS + LIBRARY_CLAIMS

@@ -32,10 +32,10 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -555,12 +555,18 @@ class Lab:
         self.connections.append(conn)
         return conn
 
-    async def spawn(self, argv: Sequence[str]) -> Child:
-        """Start a child process that the lab kills when it exits; its stdout is a pipe (a
-        trio stream: this action needs trio)."""
+    async def spawn(
+        self, argv: Sequence[str], *, stdout: int | IO[Any] | None = subprocess.PIPE,
+        stderr: int | IO[Any] | None = None, pass_fds: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Child:
+        """Start a child process that the lab kills when it exits; its stdout is a pipe
+        unless ``stdout`` says otherwise (a trio stream: this action needs trio). ``pass_fds``
+        are inherited (a listening socket a server takes over), ``env`` replaces the
+        environment (``tcplab.servers``)."""
         if not under_trio():
             raise LabError("Lab.spawn needs trio (its child's stdout is a trio stream)")
-        proc = Child(argv, stdout=subprocess.PIPE)
+        proc = Child(argv, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env)
         self._processes.append(proc)
         await trio.lowlevel.checkpoint()
         return proc

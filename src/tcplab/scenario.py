@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
 import importlib.metadata
 import json
 import os
@@ -98,6 +99,10 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     ),
     "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
     "capture": (lambda: packets.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
+    "postgresql": (  # not on PATH in Debian's package: tcplab.servers finds it
+        lambda: importlib.import_module("tcplab.servers").postgres_binaries() is not None,
+        "needs PostgreSQL's server (postgres, initdb): apt-get install postgresql",
+    ),
     "netstat": _command("netstat"),  # package net-tools
     "lsof": _command("lsof"),
 }

@@ -37,7 +37,7 @@ M = TypeVar("M")
 
 #: The modules holding judges, loaded on first use.
 MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning", "retries", "queues",
-           "clients")
+           "clients", "servers")
 
 
 @dataclass(frozen=True)
