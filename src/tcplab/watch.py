@@ -28,7 +28,7 @@ from tcplab import table
 from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.observer import DiagObserver
-from tcplab.kernel.procfs import socket_fds
+from tcplab.kernel.procfs import FdMemory, socket_fds
 from tcplab.states import TcpState
 
 #: The order states are shown in: roughly the life of a connection, the order in which
@@ -170,45 +170,51 @@ def _command_line(pid: int) -> str:
 
 
 def take(observer: DiagObserver | SockDiag, watch: WatchFilter,
-         keep: frozenset[TcpState] = frozenset()) -> Snapshot:
+         keep: frozenset[TcpState] = frozenset(), memory: FdMemory | None = None) -> Snapshot:
     """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
     ``observer`` is the lab's or a ``DiagObserver`` of its own; a bare ``SockDiag`` is still
-    taken for scenarios written before the observer (it offers the same ``census``).
+    taken for scenarios written before the observer (it offers the same ``tally``).
     The inodes of owned sockets in a state of ``keep`` are listed per process (``kept``).
+    ``memory``: the fds of processes read by earlier snapshots, reused where the process
+    provably did not change them (``procfs.FdMemory``); without it every fd is read.
     """
     started = time.perf_counter()
     snap = Snapshot(time.time(), watch)
-    pairs = observer.census(states=watch.states, port=watch.port)
-    owned = {inode for _, inode in pairs if inode}
+    tally = observer.tally(states=watch.states, port=watch.port)
+    if watch.pid is None:  # sockets nobody holds: counted in bulk by the tally
+        snap.states.update(tally.unowned)
+        snap.no_owner.update(tally.unowned)
+    owned = tally.owned
     holders: dict[int, list[int]] = {}
     if owned:
-        fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
+        inodes = {inode for _, inode in owned}
+        pids = [watch.pid] if watch.pid is not None else None
+        fds = (memory.socket_fds(pids, inodes, since=time.monotonic()) if memory is not None
+               else socket_fds(pids, inodes))
         holders = {inode: [fd_pairs[0][0]] if len(fd_pairs) == 1  # the usual case: one fd
                    else list(dict.fromkeys(pid for pid, _fd in fd_pairs))  # each pid once
                    for inode, fd_pairs in fds.items()}
         snap.scanned_fds = True
     commands: dict[int, Process] = {}
-    for state, inode in pairs:
-        if not inode:
+    counters: dict[int, Counter[TcpState]] = {}
+    states, not_found = snap.states, snap.not_found
+    for state, inode in owned:
+        pids_of = holders.get(inode)
+        if not pids_of:
             if watch.pid is None:
-                snap.states[state] += 1
-                snap.no_owner[state] += 1
+                states[state] += 1
+                not_found[state] += 1
             continue
-        pids = holders.get(inode)
-        if not pids:
-            if watch.pid is None:
-                snap.states[state] += 1
-                snap.not_found[state] += 1
-            continue
-        snap.states[state] += 1
-        for pid in pids:
-            process = commands.get(pid)
-            if process is None:
+        states[state] += 1
+        for pid in pids_of:
+            counter = counters.get(pid)
+            if counter is None:
                 process = commands[pid] = Process(pid, _command_line(pid))
-            snap.owners.setdefault(process, Counter())[state] += 1
+                counter = counters[pid] = snap.owners[process] = Counter()
+            counter[state] += 1
             if state in keep:
-                snap.kept.setdefault(process, []).append(inode)
+                snap.kept.setdefault(commands[pid], []).append(inode)
     snap.elapsed = time.perf_counter() - started
     return snap
 
