@@ -94,7 +94,8 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Start-up (``tcplab --version``, ``watch --once``) against ``python -c pass``, then
-    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
+    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets; then
+    ``watch``/``export`` at 20,000 and 50,000 sockets against ss (bench_watch.py)."""
     session.install("-e", ".")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)
 

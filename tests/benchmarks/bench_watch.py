@@ -292,6 +292,12 @@ def _ratio(section: dict[str, Any], name: str, tool: str) -> tuple[float, float,
     return ours, theirs, ours / theirs
 
 
+def _within(ms: float, limit: float) -> str:
+    """The absolute figure against the issue's milliseconds: it moves with the machine's
+    load, which is why the ratio decides."""
+    return f"{'within' if ms <= limit else 'over'} {limit:g} ms"
+
+
 def targets(section: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """(target, met, figures and, if missed, by how much and where the time goes)."""
     found: list[tuple[str, bool, str]] = []
@@ -317,7 +323,8 @@ def targets(section: dict[str, Any]) -> list[tuple[str, bool, str]]:
             found.append((f"`watch` refresh <= {REFRESH_MAX_MS:g} ms at {n} sockets, owners "
                           f"included (<= {limit:.2f}x `ss -tan`)", ratio <= limit,
                           f"{refresh:.1f} ms = {ratio:.2f}x `ss -tan` {sstan:.0f} ms "
-                          f"({reused} processes' fds from memory, {scanned} read){why}"))
+                          f"({reused} processes' fds from memory, {scanned} read; absolute "
+                          f"{_within(refresh, REFRESH_MAX_MS)}){why}"))
             limit = SCRAPE_MAX_MS / ISSUE_SS_TAN_MS
             scrape, sstan, ratio = _ratio(size, "export scrape (HTTP)", "ss -tan")
             why = "" if ratio <= limit else (
@@ -325,7 +332,8 @@ def targets(section: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 f"({refresh:.0f} ms) plus the OpenMetrics text and HTTP")
             found.append((f"`tcplab export` scrape <= {SCRAPE_MAX_MS:g} ms at {n} sockets "
                           f"(<= {limit:.2f}x `ss -tan`)", ratio <= limit,
-                          f"{scrape:.1f} ms = {ratio:.2f}x `ss -tan` {sstan:.0f} ms{why}"))
+                          f"{scrape:.1f} ms = {ratio:.2f}x `ss -tan` {sstan:.0f} ms (absolute "
+                          f"{_within(scrape, SCRAPE_MAX_MS)}){why}"))
         if index == 0:  # the issue's goal is at 20,000: the first, smallest size
             dump, ssh, ratio = _ratio(size, "full dump, fresh SockDiag", "ss -tanH")
             why = "" if ratio <= 1 else (
