@@ -409,3 +409,29 @@ def test_take_with_memory_counts_what_take_without_it_counts(
             assert remembered.states == plain.states and remembered.owners == plain.owners
             assert remembered.no_owner == plain.no_owner
         assert memory.reused > 0
+
+
+def test_holders_name_every_process_holding_a_socket(holder: Holder) -> None:
+    """A socket in several processes (after fork) is listed under each, once; the bulk
+    view (``holders``) and the pairs (``socket_fds``) come from one reading."""
+    with socket.socket() as mine:
+        child = os.fork()
+        if child == 0:  # holds ``mine`` too, until killed
+            try:
+                time.sleep(60)
+            finally:
+                os._exit(0)
+        try:
+            inode = os.fstat(mine.fileno()).st_ino
+            pids = [os.getpid(), child, holder.proc.pid]
+            with FdMemory() as memory:
+                for _ in range(2):  # read, then (the child and holder asleep) remembered
+                    found = memory.holders(pids, since=time.monotonic())
+                    assert sorted(found.of(inode)) == sorted([os.getpid(), child])
+                    for fd, held in holder.held.items():
+                        assert found.of(held) == [holder.proc.pid]
+                        assert socket_fds([holder.proc.pid])[held] == [(holder.proc.pid, fd)]
+                    assert found.of(-1) == []
+        finally:
+            os.kill(child, 9)
+            os.waitpid(child, 0)

@@ -28,7 +28,7 @@ from tcplab import table
 from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.observer import DiagObserver
-from tcplab.kernel.procfs import FdMemory, socket_fds
+from tcplab.kernel.procfs import FdMemory, Holders
 from tcplab.states import TcpState
 
 #: The order states are shown in: roughly the life of a connection, the order in which
@@ -185,38 +185,58 @@ def take(observer: DiagObserver | SockDiag, watch: WatchFilter,
     if watch.pid is None:  # sockets nobody holds: counted in bulk by the tally
         snap.states.update(tally.unowned)
         snap.no_owner.update(tally.unowned)
-    owned = tally.owned
-    holders: dict[int, list[int]] = {}
-    if owned:
-        inodes = {inode for _, inode in owned}
-        pids = [watch.pid] if watch.pid is not None else None
-        fds = (memory.socket_fds(pids, inodes, since=time.monotonic()) if memory is not None
-               else socket_fds(pids, inodes))
-        holders = {inode: [fd_pairs[0][0]] if len(fd_pairs) == 1  # the usual case: one fd
-                   else list(dict.fromkeys(pid for pid, _fd in fd_pairs))  # each pid once
-                   for inode, fd_pairs in fds.items()}
+    if tally.owned:
+        fresh = memory is None
+        memory = FdMemory() if memory is None else memory
+        try:
+            holders = memory.holders([watch.pid] if watch.pid is not None else None,
+                                     since=time.monotonic())
+        finally:
+            if fresh:
+                memory.close()
         snap.scanned_fds = True
-    commands: dict[int, Process] = {}
-    counters: dict[int, Counter[TcpState]] = {}
-    states, not_found = snap.states, snap.not_found
-    for state, inode in owned:
-        pids_of = holders.get(inode)
-        if not pids_of:
-            if watch.pid is None:
-                states[state] += 1
-                not_found[state] += 1
-            continue
-        states[state] += 1
-        for pid in pids_of:
-            counter = counters.get(pid)
-            if counter is None:
-                process = commands[pid] = Process(pid, _command_line(pid))
-                counter = counters[pid] = snap.owners[process] = Counter()
-            counter[state] += 1
-            if state in keep:
-                snap.kept.setdefault(commands[pid], []).append(inode)
+        _attribute(snap, tally.owned, holders, keep)
     snap.elapsed = time.perf_counter() - started
     return snap
+
+
+def _attribute(snap: Snapshot, owned: Mapping[TcpState, list[int]], holders: Holders,
+               keep: frozenset[TcpState]) -> None:
+    """Count each owned socket under each process holding it, a state at a time, in bulk:
+    ``map`` looks every inode's holder up and ``Counter`` counts per holder, both in C; only
+    the few inodes held by several processes are then moved by hand."""
+    whose = holders.owner.get
+    shared = holders.shared
+    by_pid: dict[int | None, Counter[TcpState]] = {}
+    kept: dict[int, list[int]] = {}
+    for state, inodes in owned.items():
+        counted = Counter(map(whose, inodes))
+        if shared:
+            for inode in shared.keys() & set(inodes):  # counted once, under owner[inode]
+                counted[whose(inode)] -= 1
+                for holder in shared[inode]:
+                    counted[holder] += 1
+        for who, n in counted.items():
+            if n:
+                by_pid.setdefault(who, Counter())[state] = n
+        if state in keep:
+            for inode in inodes:
+                for holder in holders.of(inode):
+                    kept.setdefault(holder, []).append(inode)
+    lost = by_pid.pop(None, Counter())  # no visible process holds them
+    held = Counter({state: len(inodes) for state, inodes in owned.items()}) - lost
+    if snap.filter.pid is None:
+        snap.states.update(held + lost)
+        snap.not_found.update(lost)
+    else:
+        snap.states.update(held)
+    for who, counts in by_pid.items():
+        if who is None:
+            continue
+        process = Process(who, _command_line(who))
+        snap.owners[process] = counts
+        if who in kept:
+            snap.kept[process] = kept[who]
 
 
 # -- rendering --------------------------------------------------------------------

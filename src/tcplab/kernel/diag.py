@@ -208,7 +208,8 @@ class SockDiag:
         """Like ``dump`` (the same request, the same sockets), but each socket as its state
         and inode only (inode 0: no process holds it); see ``tally``, which this lists."""
         counted = self.tally(states=states, port=port, families=families, bound=bound)
-        return [(state, 0) for state, n in counted.unowned.items() for _ in range(n)] + counted.owned
+        return [(state, 0) for state, n in counted.unowned.items() for _ in range(n)] + [
+            (state, inode) for state, inodes in counted.owned.items() for inode in inodes]
 
     def tally(
         self,
@@ -220,17 +221,21 @@ class SockDiag:
     ) -> Tally:
         """The sockets ``dump`` would give, counted: those no process holds (inode 0:
         TIME_WAIT, request sockets, orphans) only per state, in bulk; the others as their
-        state and inode, which is what finding their owners needs. No record is built: for
-        counting tens of thousands of sockets once a second (``tcplab watch``)."""
+        inodes per state, which is what finding their owners needs. No record, no object
+        per socket but its inode: for counting tens of thousands of sockets once a second
+        (``tcplab watch``)."""
         counts = [0] * 256  # by the kernel's state number (one byte)
-        owned: list[tuple[TcpState, int]] = []
+        inodes: list[list[int]] = [[] for _ in range(256)]
         for family in families:
-            self._request(_dump_body(family, states, port, bound), dump=True, out=owned,
+            self._request(_dump_body(family, states, port, bound), dump=True, out=inodes,
                           counts=counts)
         unowned: Counter[TcpState] = Counter()
+        owned: dict[TcpState, list[int]] = {}
         for number, n in enumerate(counts):
             if n:
                 unowned[_STATE_LIST[number] or from_kernel(number)] += n
+            if inodes[number]:
+                owned[_STATE_LIST[number] or from_kernel(number)] = inodes[number]
         return Tally(unowned, owned)
 
     # -- wire ------------------------------------------------------------------
@@ -245,7 +250,8 @@ class SockDiag:
     def _request(self, body: bytes, *, dump: bool, out: list[Any],
                  counts: list[int] | None = None) -> None:
         """Send one request and read its replies into ``out``: records, or with ``counts``
-        (a tally) the owned sockets' (state, inode) while the others are counted."""
+        (a tally) the owned sockets' inodes into ``out[state number]`` while the others
+        are counted."""
         seq = self._send(body, dump)
         if not dump or not gc.isenabled():
             self._replies(seq, dump, out, counts)
@@ -264,14 +270,16 @@ class SockDiag:
         # The hot loop of a dump (50,000 sockets: 50,000 turns), written for speed. Each
         # datagram (up to 32 KiB: the kernel's cap on one dump skb) is copied once; each
         # message is read by ONE unpack (``_READ``: its netlink header, and its state and
-        # inode), then either counted, listed as (state, inode), or made into a record that
-        # holds its 72 bytes and decodes the rest on first use (``DiagRecord``). Attribute
-        # look-ups are hoisted into locals.
+        # inode), then either counted, listed as an inode of its state, or made into a
+        # record that holds its 72 bytes and decodes the rest on first use (``DiagRecord``).
+        # Attribute look-ups are hoisted into locals.
         sock, buffer = self._sock, self._buffer
         view = memoryview(buffer)
         read, head = _READ.unpack_from, _NLMSGHDR.unpack_from
         append = out.append
         state_of = _STATE_LIST
+        # With ``counts`` (a tally), ``out`` holds one list of inodes per state number.
+        per_state = [inodes.append for inodes in out] if counts is not None else []
         lazy = FAST_CONSTRUCTION
         parse = RecordParser.parse
         new, put = _new, _set
@@ -287,7 +295,7 @@ class SockDiag:
                 if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq and length >= whole:
                     if counts is not None:
                         if inode:
-                            append((state_of[state] or from_kernel(state), inode))
+                            per_state[state](inode)
                         else:
                             counts[state] += 1
                     elif lazy:
@@ -335,10 +343,10 @@ def _raise_unless_ack(data: bytes | bytearray, payload: int) -> None:
 @dataclasses.dataclass
 class Tally:
     """A dump counted (``SockDiag.tally``): the sockets no process holds, per state; the
-    others each as its state and inode."""
+    inodes of the others, per state."""
 
     unowned: Counter[TcpState]
-    owned: list[tuple[TcpState, int]]
+    owned: dict[TcpState, list[int]]
 
 
 _new = object.__new__

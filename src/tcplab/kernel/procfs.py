@@ -114,6 +114,26 @@ class _Known:
     pidfd: int
     cpu_ns: int
     held: list[tuple[int, int]]
+    #: inode -> pid for each socket it holds: merged into ``Holders`` in C (``dict.update``).
+    by_inode: dict[int, int]
+
+
+@dataclass
+class Holders:
+    """Which process holds each socket inode: ``owner`` names one holder of every inode,
+    ``shared`` lists every holder (each once) of the inodes that several processes hold
+    (after a fork, a listener is in the parent and each child)."""
+
+    owner: dict[int, int]
+    shared: dict[int, list[int]]
+
+    def of(self, inode: int) -> list[int]:
+        """The pids holding ``inode`` (none: no visible process holds it)."""
+        many = self.shared.get(inode)
+        if many is not None:
+            return many
+        pid = self.owner.get(inode)
+        return [] if pid is None else [pid]
 
 
 class FdMemory:
@@ -142,7 +162,7 @@ class FdMemory:
 
     def __init__(self) -> None:
         self._known: dict[int, _Known] = {}
-        #: Processes whose fds the last ``socket_fds`` read, and those it took from memory.
+        #: Processes whose fds the last reading scanned, and those it took from memory.
         self.scanned = 0
         self.reused = 0
 
@@ -164,9 +184,32 @@ class FdMemory:
         that may have changed them since they were read. ``since``: ``time.monotonic()``
         when the reading these fds must agree with ended (the census of the sockets to
         attribute); this waits until one scheduler tick after it if it must."""
+        found: dict[int, list[tuple[int, int]]] = {}
+        for pid, known in self._refresh(pids, since):
+            _collect(found, pid, known.held, inodes)
+        return found
+
+    def holders(self, pids: Iterable[int] | None = None, *, since: float) -> Holders:
+        """The same reading as ``socket_fds`` (every socket of ``pids``, all if None), as
+        the holders of each inode: what counting per process needs, merged in bulk."""
+        owner: dict[int, int] = {}
+        shared: dict[int, list[int]] = {}
+        for pid, known in self._refresh(pids, since):
+            by_inode = known.by_inode
+            if owner:
+                for inode in owner.keys() & by_inode.keys():  # held by an earlier one too
+                    many = shared.setdefault(inode, [owner[inode]])
+                    if pid not in many:
+                        many.append(pid)
+            owner.update(by_inode)
+        return Holders(owner, shared)
+
+    def _refresh(self, pids: Iterable[int] | None, since: float) -> list[tuple[int, _Known]]:
+        """Every process of ``pids`` whose fds could be read, with them: from memory where
+        provably unchanged, else scanned now."""
         tick = tick_seconds()
         wanted = _pids(pids)
-        found: dict[int, list[tuple[int, int]]] = {}
+        read: list[tuple[int, _Known]] = []
         self.scanned = self.reused = 0
         alive = set(wanted)
         for pid in [p for p in self._known if p not in alive or tick is None]:
@@ -176,7 +219,7 @@ class FdMemory:
             if pid in self._known:
                 later.append(pid)
             else:
-                self._read(pid, found, inodes, remember=tick is not None)
+                self._read(pid, read, remember=tick is not None)
         if later and tick is not None:
             wait = since + 1.5 * tick - time.monotonic()
             if wait > 0:
@@ -193,16 +236,15 @@ class FdMemory:
                 same = False
             if same:
                 self.reused += 1
-                _collect(found, pid, known.held, inodes)
+                read.append((pid, known))
             else:
                 os.close(self._known.pop(pid).pidfd)
-                self._read(pid, found, inodes, remember=True)
-        return found
+                self._read(pid, read, remember=True)
+        return read
 
-    def _read(self, pid: int, found: dict[int, list[tuple[int, int]]],
-              inodes: Container[int] | None, *, remember: bool) -> None:
-        """Scan ``pid`` into ``found`` and, with ``remember``, keep it with its CPU time
-        read before the scan (a change during the scan shows as a later CPU time)."""
+    def _read(self, pid: int, read: list[tuple[int, _Known]], *, remember: bool) -> None:
+        """Scan ``pid`` into ``read`` and, with ``remember``, keep it with its CPU time read
+        before the scan (a change during the scan shows as a later CPU time)."""
         self.scanned += 1
         pidfd = -1
         cpu_ns = 0
@@ -219,7 +261,8 @@ class FdMemory:
             if pidfd >= 0:
                 os.close(pidfd)
             return
-        _collect(found, pid, held, inodes)
+        known = _Known(pidfd, cpu_ns, held, dict.fromkeys([inode for inode, _fd in held], pid))
+        read.append((pid, known))
         if pidfd >= 0:
             try:
                 signal.pidfd_send_signal(pidfd, 0)  # the scan read the process we hold
@@ -228,7 +271,7 @@ class FdMemory:
             except OSError:
                 os.close(pidfd)
                 return
-            self._known[pid] = _Known(pidfd, cpu_ns, held)
+            self._known[pid] = known
 
 
 def socket_inodes(
