@@ -117,7 +117,8 @@ OLD_RELEASES = (
 @nox.session
 def bench(session: nox.Session) -> None:
     """Start-up (``tcplab --version``, ``watch --once``) against ``python -c pass``, then
-    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets, then the
+    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets; then
+    ``watch``/``export`` at 20,000 and 50,000 sockets against ss (bench_watch.py); then the
     pytest leak check's cost per test (pytest: the ``test`` extra)."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)

@@ -13,10 +13,10 @@ then parks the connection under the keep-alive timeout. The fix shown: ``-k gthr
 
 from __future__ import annotations
 
-from _leaves import stays
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import eventually
 from tcplab.judges.servers import GunicornRun, HeldConnections
+from tcplab.measure import stays
 
 S = TcpState
 TIMEOUT, KEEPALIVE, CLOSERS, WINDOW = 3, 1, 3, 10.0

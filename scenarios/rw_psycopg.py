@@ -18,10 +18,10 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from _leaves import state_of, stays
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.servers import PoolRun, ServerClosedPool
+from tcplab.measure import state_of, stays
 
 S = TcpState
 POOL, IDLE_S, WINDOW = 2, 2, 3.0  # the pool hands a new connection over in about 1 s

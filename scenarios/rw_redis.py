@@ -18,10 +18,10 @@ import os
 import redis
 import trio
 
-from _leaves import state_of, stays
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.servers import IdleReaping
+from tcplab.measure import state_of, stays
 
 S = TcpState
 POOL, TIMEOUT, WINDOW = 4, 2, 3.0  # a timeout of 1 s closed a fresh connection on a busy machine

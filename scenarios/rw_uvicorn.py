@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from _leaves import state_of, stays
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.judges.servers import SilentClients, UvicornRun
+from tcplab.measure import state_of, stays
 
 S = TcpState
 KEEPALIVE, WINDOW, CLOSERS = 1, 3.0, 4
