@@ -29,7 +29,7 @@ from tcplab.kernel.model import FourTuple, SocketRecord
 from tcplab.kernel.process import Child
 from tcplab.kernel.procfs import socket_fds
 
-SERVERS = str(Path(__file__).with_name("_rw_servers.py"))
+SERVERS = str(Path(__file__).parents[1] / "src/tcplab/_script_servers.py")
 S = TcpState
 
 
