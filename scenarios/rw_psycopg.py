@@ -21,7 +21,7 @@ from psycopg_pool import ConnectionPool
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.servers import PoolRun, ServerClosedPool
-from tcplab.measure import state_of, stays
+from tcplab.measure import count_in, owner, state_of, stays
 
 S = TcpState
 POOL, IDLE_S, WINDOW = 2, 2, 3.0  # the pool hands a new connection over in about 1 s
@@ -52,11 +52,11 @@ async def measure(lab: Lab, server: servers.Server, check: Callable[[Any], None]
         for conn in conns:
             pool.putconn(conn)
         ends = [p.client for p in pooled]
-        await within(lambda: servers.count_in(ends, S.CLOSE_WAIT) == POOL, timeout=IDLE_S + 5)
-        close_wait = servers.count_in(ends, S.CLOSE_WAIT)
+        await within(lambda: count_in(ends, S.CLOSE_WAIT) == POOL, timeout=IDLE_S + 5)
+        close_wait = count_in(ends, S.CLOSE_WAIT)
         held = await stays(ends[0], S.CLOSE_WAIT, up_to=WINDOW)
         first, its_server = ends[0].observe(), pooled[0].server.observe()
-        holder = servers.owner(first, {os.getpid()})
+        holder = owner(first, {os.getpid()})
         error = await trio.to_thread.run_sync(first_query, pool)
     finally:
         await trio.to_thread.run_sync(pool.close)

@@ -21,7 +21,7 @@ import trio
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.servers import IdleReaping
-from tcplab.measure import state_of, stays
+from tcplab.measure import count_in, owner, state_of, stays
 
 S = TcpState
 POOL, TIMEOUT, WINDOW = 4, 2, 3.0  # a timeout of 1 s closed a fresh connection on a busy machine
@@ -43,17 +43,17 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         for conn in burst:
             pool.release(conn)
         ends = [conn.client for conn in pooled]
-        await within(lambda: servers.count_in(ends, S.CLOSE_WAIT) == POOL, timeout=TIMEOUT + 5)
-        close_wait = servers.count_in(ends, S.CLOSE_WAIT)
+        await within(lambda: count_in(ends, S.CLOSE_WAIT) == POOL, timeout=TIMEOUT + 5)
+        close_wait = count_in(ends, S.CLOSE_WAIT)
         held = await stays(ends[0], S.CLOSE_WAIT, up_to=WINDOW)
         first, its_server = ends[0].observe(), pooled[0].server.observe()
-        holder = servers.owner(first, {os.getpid()})
+        holder = owner(first, {os.getpid()})
         try:
             await trio.to_thread.run_sync(client.ping)
             error = None
         except redis.RedisError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        after = servers.count_in(ends, S.CLOSE_WAIT)
+        after = count_in(ends, S.CLOSE_WAIT)
         pool.disconnect(inuse_connections=False)  # the fix: the application reaps them
         gone = await within(lambda: all(e.observe() is None for e in ends), timeout=2.0)
         pool.disconnect()

@@ -18,6 +18,7 @@ import trio
 
 from tcplab import Lab, servers
 from tcplab.expect import eventually
+from tcplab.measure import owner
 
 ROOT = os.geteuid() == 0
 needs_uvicorn = pytest.mark.skipif(servers.version_of("uvicorn") == "not installed",
@@ -79,7 +80,7 @@ async def test_a_server_and_its_directory_are_gone_after_an_exception_or_a_timeo
         with pytest.raises(RuntimeError, match="boom"):
             async with servers.uvicorn(lab) as failed:
                 conn = await servers.dial(lab, failed)
-                await eventually(lambda: servers.owner(conn.server.observe(), failed.pids()),
+                await eventually(lambda: owner(conn.server.observe(), failed.pids()),
                                  what="uvicorn accepting the connection")
                 raise RuntimeError("boom")
         assert _left(failed) == (set(), False)
