@@ -2,18 +2,14 @@
 open, in CLOSE_WAIT once the client closes; ``close()`` alone only schedules the close
 (claim L03).
 
-Reported in CPython gh-114914 (the protocol holds an abandoned StreamWriter, so it is never
-collected nor closed: the reporter's server hangs on its client), gh-104344 (3.12's
+Reported in CPython gh-114914 (the protocol holds an abandoned StreamWriter: never collected
+nor closed, the reporter's server hangs on its client), gh-104344 (3.12's
 ``Server.wait_closed()`` waits for such connections, and hangs) and gh-109538 (3.11.5's
-``StreamWriter.__del__``, the safety net closing an abandoned writer, fails once the loop
-is closed).
-
-The ``asyncio`` script server runs under every CPython found (``servers.interpreters``),
-so a release that fixed it shows as such. Per interpreter: ``leak`` (the handler returns
-without close(), the server runs gc.collect(), the client closes: the server's end over a
-1 s window); ``block`` (close(), then the loop blocked until SIGUSR2: ESTABLISHED over the
-window, then the FIN timed once the loop runs); ``tidy``, the fix (``await wait_closed()``
-returns after the FIN left)."""
+``StreamWriter.__del__``, the safety net, fails once the loop is closed). The ``asyncio``
+script server runs under every CPython found (``servers.interpreters``). Per interpreter:
+``leak`` (no close(), then gc.collect(), then the client closes: the server's end over 1 s);
+``block`` (close(), the loop blocked until SIGUSR2: ESTABLISHED over 1 s, then the FIN
+timed once the loop runs); ``tidy``, the fix (``await wait_closed()``: the FIN has left)."""
 
 from __future__ import annotations
 

@@ -1,18 +1,14 @@
 """requests ``stream=True`` responses never read nor closed keep their connections out of the
 pool; with pool_block=True the next request waits (claim L02).
 
-Reported in requests #3461 (pool_block=True, pool_maxsize=3: a loop of streamed requests
-hangs after the third; ``close()`` on a partly read response did not give the connection
-back then, fixed by PR #3462) and urllib3 #659 (a streamed response failing mid-read never
-returns its connection, and a blocking pool runs dry).
-
-A Session (pool_maxsize=2, pool_block=True) fetches two 30 kB responses with stream=True
-and reads only their headers. A third request, in a worker thread, is watched waiting over
-a 1 s window (urllib3 waits on its pool's queue with no timeout). The server (the ``http``
-script server) closes idle connections after 1 s: the unreleased ones go CLOSE_WAIT, the
-unread body in Recv-Q, held by our fds, watched over 1 s. The fix: closing one response lets
-the waiter through. However the run ends, no thread is left waiting on the pool.
-"""
+Reported in requests #3461 (pool_block=True, pool_maxsize=3: streamed requests hang after
+the third; ``close()`` on a partly read response did not give the connection back then,
+fixed by PR #3462) and urllib3 #659 (a streamed response failing mid-read never returns its
+connection: a blocking pool runs dry). Here a Session (pool_maxsize=2, pool_block=True)
+reads only the headers of two 30 kB responses; a third request waits, watched over 1 s.
+The ``http`` script server closes idle connections after 1 s: the unreleased ones go
+CLOSE_WAIT, the unread body in Recv-Q, held by our fds. The fix: closing one response lets
+the waiter through. However the run ends, no thread is left waiting on the pool."""
 
 from __future__ import annotations
 
@@ -38,9 +34,9 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    done = trio.Event()
+    adapter, done = HTTPAdapter(pool_connections=1, pool_maxsize=POOL, pool_block=True), trio.Event()
     with requests.Session() as session:
-        session.mount("http://", adapter := HTTPAdapter(1, POOL, pool_block=True))
+        session.mount("http://", adapter)
         async with (servers.script(lab, "http", KEEPALIVE, BODY) as server,
                     trio.open_nursery() as nursery):
             responses = await trio.to_thread.run_sync(
