@@ -319,6 +319,28 @@ async def script(lab: Lab, kind: str, *args: object, python: str = sys.executabl
         yield server
 
 
+def interpreters(oldest: tuple[int, int] = (3, 11)) -> list[tuple[str, str]]:
+    """``(version, path)`` of one CPython per minor version from ``oldest`` on, to run a
+    ``script`` server under each: this one, and those on PATH (``python3.N``) or under
+    pyenv's root; the newest patch of each minor, oldest first (on a machine with none
+    but this one, that one alone)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = {sys.executable, *map(str, root.glob("versions/3.*/bin/python3"))}
+    candidates |= {p for n in range(oldest[1], 20) if (p := shutil.which(f"python3.{n}"))}
+    found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
+    for path in sorted(candidates):
+        try:
+            out = subprocess.run([path, "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
+        if len(numbers) == 3 and numbers[:2] >= oldest and numbers > found.get(
+                numbers[:2], ((), ""))[0]:
+            found[numbers[:2]] = (numbers, path)
+    return [(".".join(map(str, v)), p) for _, (v, p) in sorted(found.items())]
+
+
 async def logged(server: Server, pattern: str, *, timeout: float = 10.0) -> re.Match[str]:
     """The first match of ``pattern`` (a regular expression, multi-line) in ``server``'s log,
     waiting up to ``timeout`` seconds for it: how postgres and the scripts say they are
@@ -485,28 +507,6 @@ def watch_all(lab: Lab, server: Server, *states: TcpState, label: str = "pooled"
     found = sorted(r.four_tuple for r in records
                    if r.four_tuple.remote.port == server.port and r.four_tuple not in known)
     return [_observed(lab, tuple_, server, f"{label}{i}") for i, tuple_ in enumerate(found)]
-
-
-def interpreters(oldest: tuple[int, int] = (3, 11)) -> list[tuple[str, str]]:
-    """``(version, path)`` of one CPython per minor version from ``oldest`` on, to run a
-    ``script`` server under each: this one, and those on PATH (``python3.N``) or under
-    pyenv's root; the newest patch of each minor, oldest first (on a machine with none
-    but this one, that one alone)."""
-    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    candidates = {sys.executable, *map(str, root.glob("versions/3.*/bin/python3"))}
-    candidates |= {p for n in range(oldest[1], 20) if (p := shutil.which(f"python3.{n}"))}
-    found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
-    for path in sorted(candidates):
-        try:
-            out = subprocess.run([path, "-c", "import sys; print(sys.version.split()[0])"],
-                                 capture_output=True, text=True, timeout=10, check=True).stdout
-        except (OSError, subprocess.SubprocessError):
-            continue
-        numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
-        if len(numbers) == 3 and numbers[:2] >= oldest and numbers > found.get(
-                numbers[:2], ((), ""))[0]:
-            found[numbers[:2]] = (numbers, path)
-    return [(".".join(map(str, v)), p) for _, (v, p) in sorted(found.items())]
 
 
 @contextlib.contextmanager
