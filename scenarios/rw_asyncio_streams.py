@@ -2,33 +2,23 @@
 open, in CLOSE_WAIT once the client closes; ``close()`` alone only schedules the close
 (claim L03).
 
-Reported in CPython gh-114914 (an abandoned StreamWriter is held by its protocol, so it is
-never collected, never warned about, never closed: the reporter's server hangs on its
-client), gh-104344 (3.12's ``Server.wait_closed()`` waits for exactly such connections, so
-it hangs) and gh-109538 (3.11.5's new ``StreamWriter.__del__``, the safety net that closes
-an abandoned writer, fails once the loop is closed).
-
-The server, ``asyncio.start_server`` in a child process (``_rw_servers.py``), runs under
-every CPython found here (this one, python3.N on PATH, pyenv's; one per minor version), so
-a release that fixed it shows as such. Per interpreter, three connections from this
-process: ``leak``, the handler returns without close(); the server runs gc.collect(); the
-client closes; the server's end is watched over a 1 s window (CLOSE_WAIT, held by the
-server's fd: nothing will ever close it). ``block``, close() and then the loop kept from
-running (a blocking call) until SIGUSR2: the server's end is watched ESTABLISHED over the
-window, then the FIN is timed once the loop runs. ``tidy``, the fix: close() and
-``await wait_closed()``: by the time it returns the client has the server's FIN.
-"""
+Reported in CPython gh-114914 (the protocol holds an abandoned StreamWriter: never collected
+nor closed, the reporter's server hangs on its client), gh-104344 (3.12's
+``Server.wait_closed()`` waits for such connections, and hangs) and gh-109538 (3.11.5's
+``StreamWriter.__del__``, the safety net, fails once the loop is closed). The ``asyncio``
+script server runs under every CPython found (``servers.interpreters``). Per interpreter:
+``leak`` (no close(), then gc.collect(), then the client closes: the server's end over 1 s);
+``block`` (close(), the loop blocked until SIGUSR2: ESTABLISHED over 1 s, then the FIN
+timed once the loop runs); ``tidy``, the fix (``await wait_closed()``: the FIN has left)."""
 
 from __future__ import annotations
 
 import signal
 
-import trio
-
-from _rw_http import Client, held, interpreters, owned, start_server
-from tcplab import Lab, Scenario, Verdicts
-from tcplab.expect import within
+from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.judges.clients import AsyncioStreams, StreamsRun
+from tcplab.lab import Connection
+from tcplab.measure import leaves, owner, state_of, stays, takes
 
 WINDOW = 1.0
 scenario = Scenario(
@@ -39,42 +29,39 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    runs = [await streams(lab, version, python) for version, python in interpreters()]
+    runs = [await streams(lab, python) for _, python in servers.interpreters()]
     verdicts.judge("L03", AsyncioStreams(WINDOW, tuple(runs)))
 
 
-async def streams(lab: Lab, python_version: str, python: str) -> StreamsRun:
+async def streams(lab: Lab, python: str) -> StreamsRun:
     """The three handlers on one interpreter's asyncio server."""
-    server = await start_server(lab, "asyncio", python=python)
-    leak = await Client.open(lab, server.port, "leak")
-    await server.expect("returned leak")
-    server.child.signal(signal.SIGUSR1)
-    await server.expect("collected")
-    owner = owned([leak.server_record()], server.pid) == 1
-    leak.close()
-    await within(lambda: leak.server_state() != "ESTABLISHED", timeout=2.0)
-    leak_state = leak.server_state()
-    leak_held = await held(lambda: leak.server_state() == leak_state == "CLOSE_WAIT", WINDOW)
+    async with servers.script(lab, "asyncio", python=python) as server:
 
-    block = await Client.open(lab, server.port, "block")
-    await server.expect("blocked")
-    blocked_state = block.server_state()
-    blocked_held = await held(
-        lambda: block.server_state() == block.client_state() == "ESTABLISHED", WINDOW)
-    released = trio.current_time()
-    server.child.signal(signal.SIGUSR2)
-    fin = await within(lambda: (block.client_state() == "CLOSE_WAIT"
-                       and trio.current_time() - released) or None, timeout=2.0)
-    await server.expect("released")
-    block.close()
+        async def ask(what: str, answer: str) -> Connection:  # one line; what the server did
+            conn = await servers.dial(lab, server, what)
+            await conn.client.send(f"{what}\n".encode())
+            await servers.logged(server, f"^{answer}$")
+            return conn
 
-    tidy = await Client.open(lab, server.port, "tidy")
-    await server.expect("waited")
-    tidy_state = tidy.client_state()
-    tidy.close()
-    server.child.kill()
-    return StreamsRun(python_version, leak_state, owner, leak_held, blocked_state, blocked_held,
-                      fin, tidy_state)
+        leak = await ask("leak", "returned leak")
+        server.child.signal(signal.SIGUSR1)
+        await servers.logged(server, "^collected$")
+        leak_owned = owner(leak.server.observe(), server.pids()) is not None
+        await leak.client.close()
+        leak_state = state_of(await leaves(leak.server, TcpState.ESTABLISHED, timeout=2.0))
+        leak_held = await stays(leak.server, TcpState.CLOSE_WAIT, up_to=WINDOW)
+
+        block = await ask("block", "blocked")
+        blocked_state = state_of(block.server.observe())
+        blocked_held = await stays(block.ends, TcpState.ESTABLISHED, up_to=WINDOW)
+        server.child.signal(signal.SIGUSR2)
+        fin = await takes(lambda: state_of(block.client.observe()) == "CLOSE_WAIT", up_to=2.0)
+        await servers.logged(server, "^released$")
+
+        tidy = await ask("tidy", "waited")
+        tidy_state = state_of(tidy.client.observe())
+    return StreamsRun(server.version, leak_state, leak_owned, leak_held, blocked_state,
+                      blocked_held, fin, tidy_state)
 
 
 if __name__ == "__main__":

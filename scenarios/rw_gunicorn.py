@@ -16,7 +16,7 @@ from __future__ import annotations
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import eventually
 from tcplab.judges.servers import GunicornRun, HeldConnections
-from tcplab.measure import stays
+from tcplab.measure import owner, stays
 
 S = TcpState
 TIMEOUT, KEEPALIVE, CLOSERS, WINDOW = 3, 1, 3, 10.0
@@ -33,7 +33,7 @@ async def measure(lab: Lab, worker: str) -> GunicornRun:
     async with servers.gunicorn(lab, *options) as server:
         workers = server.pids() - {server.child.pid}
         silent = await servers.dial(lab, server, "silent")
-        await eventually(lambda: servers.owner(silent.server.observe(), workers), what="accept")
+        await eventually(lambda: owner(silent.server.observe(), workers), what="accept")
         started = lab.clock()
         closers = [await servers.dial(lab, server, f"closer{i}") for i in range(CLOSERS)]
         for conn in closers:
@@ -46,7 +46,7 @@ async def measure(lab: Lab, worker: str) -> GunicornRun:
         return GunicornRun(
             server.version, worker, TIMEOUT, KEEPALIVE, CLOSERS,
             sum(e is not None and e.state is S.CLOSE_WAIT for e in ends),
-            servers.owner(ends[0], server.pids()), cw_held, silent_held, WINDOW,
+            owner(ends[0], server.pids()), cw_held, silent_held, WINDOW,
             not workers <= server.pids())
 
 

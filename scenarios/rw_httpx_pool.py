@@ -14,7 +14,7 @@ closes idle connections after 1 s; the client's ends are watched in CLOSE_WAIT o
 idle window (httpcore reads nothing from an idle connection, so nothing notices the FIN),
 held by this process's fds. The fixes, in the same run: one more request (httpcore sees the
 idle socket readable on checkout, closes it and connects anew, and the request succeeds)
-and ``Client.close()``. httpx runs in a worker thread (``_rw_http``).
+and ``Client.close()``. httpx runs in a worker thread (``_rw_pool``).
 """
 
 from __future__ import annotations
@@ -22,43 +22,32 @@ from __future__ import annotations
 from importlib.metadata import version
 
 import httpx
-import trio
 
-from _rw_http import idle_pool, start_server
+from _rw_pool import idle_pool
 from tcplab import Lab, Scenario, Verdicts
 
 POOL, OPENED, KEEPALIVE, WINDOW = 3, 5, 1.0, 1.0
 scenario = Scenario(
     id="rw-httpx-pool",
     title="httpx/httpcore pool: an idle connection the server closed stays CLOSE_WAIT",
-    claims=("L08",),
-    requires=("python:httpx", "python:httpcore"),
-    tags=("realworld",),
-)
+    claims=("L08",), requires=("python:httpx", "python:httpcore"), tags=("realworld",))
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    server = await start_server(lab, "http", KEEPALIVE, 100)
-    client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=POOL))
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=POOL)) as client:
 
-    def burst(n: int) -> None:  # n requests open at once, then each read and closed
-        responses = [client.send(client.build_request("GET", server.url), stream=True)
-                     for _ in range(n)]
-        for response in responses:
-            response.read()
-            response.close()
+        def burst(url: str, n: int) -> None:  # n requests open at once, then each read and closed
+            responses = [client.send(client.build_request("GET", url), stream=True)
+                         for _ in range(n)]
+            for response in responses:
+                response.read()
+                response.close()
 
-    def one() -> bool:
-        return client.get(server.url).is_success
-
-    try:
         verdicts.judge("L08", await idle_pool(
-            lab, server, library=f"httpx {version('httpx')} / httpcore {version('httpcore')}",
-            pool_size=POOL, opened=OPENED, keepalive=KEEPALIVE, window=WINDOW,
-            burst=burst, one=one, close=client.close))
-    finally:
-        await trio.to_thread.run_sync(client.close)
+            lab, library=f"httpx {version('httpx')} / httpcore {version('httpcore')}",
+            pool_size=POOL, opened=OPENED, keepalive=KEEPALIVE, window=WINDOW, burst=burst,
+            one=lambda url: client.get(url).is_success, close=client.close))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ before handing out; the default is still no check. Both pools, one real PostgreS
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -18,12 +17,10 @@ import psycopg
 import trio
 from psycopg_pool import ConnectionPool
 
-from tcplab import Lab, Scenario, TcpState, Verdicts, servers
-from tcplab.expect import within
+from _rw_pool import server_closed
+from tcplab import Lab, Scenario, Verdicts, servers
 from tcplab.judges.servers import PoolRun, ServerClosedPool
-from tcplab.measure import state_of, stays
 
-S = TcpState
 POOL, IDLE_S, WINDOW = 2, 2, 3.0  # the pool hands a new connection over in about 1 s
 scenario = Scenario(
     id="rw-psycopg", title="psycopg_pool vs idle_session_timeout: dead pooled connections handed out",
@@ -47,21 +44,15 @@ async def measure(lab: Lab, server: servers.Server, check: Callable[[Any], None]
     pool: ConnectionPool = ConnectionPool(dsn, min_size=POOL, max_size=POOL, open=False, check=check)
     await trio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=20))
     try:
-        conns = [pool.getconn() for _ in range(POOL)]
-        pooled = [servers.watch(lab, c.pgconn.socket, server, f"pooled{i}") for i, c in enumerate(conns)]
-        for conn in conns:
-            pool.putconn(conn)
-        ends = [p.client for p in pooled]
-        await within(lambda: servers.count_in(ends, S.CLOSE_WAIT) == POOL, timeout=IDLE_S + 5)
-        close_wait = servers.count_in(ends, S.CLOSE_WAIT)
-        held = await stays(ends[0], S.CLOSE_WAIT, up_to=WINDOW)
-        first, its_server = ends[0].observe(), pooled[0].server.observe()
-        holder = servers.owner(first, {os.getpid()})
+        conns = [pool.getconn() for _ in range(POOL)]  # a burst: all in use at once
+        idle = await server_closed(lab, server, conns, lambda c: c.pgconn.socket, pool.putconn,
+                                   timeout=IDLE_S + 5, window=WINDOW)
         error = await trio.to_thread.run_sync(first_query, pool)
     finally:
         await trio.to_thread.run_sync(pool.close)
-    return PoolRun("" if check is None else "ConnectionPool.check_connection", POOL, close_wait,
-                   held, WINDOW, None if first is None else first.recv_q, holder, state_of(its_server), error)
+    return PoolRun("" if check is None else "ConnectionPool.check_connection", POOL,
+                   idle.close_wait, idle.held_s, WINDOW, None if idle.first is None else idle.first.recv_q,
+                   idle.holder, idle.server_state, error)
 
 
 @scenario.body

@@ -13,17 +13,16 @@ with ``inuse_connections=False``). A real redis-server child, ``timeout 2``.
 
 from __future__ import annotations
 
-import os
-
 import redis
 import trio
 
+from _rw_pool import server_closed
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.servers import IdleReaping
-from tcplab.measure import state_of, stays
+from tcplab.measure import count_in
 
-S = TcpState
+CW = TcpState.CLOSE_WAIT
 POOL, TIMEOUT, WINDOW = 4, 2, 3.0  # a timeout of 1 s closed a fresh connection on a busy machine
 scenario = Scenario(
     id="rw-redis", title="redis-py pool vs Redis timeout: idle pooled connections in CLOSE_WAIT",
@@ -36,31 +35,23 @@ scenario = Scenario(
 async def run(lab: Lab, verdicts: Verdicts) -> None:
     async with servers.redis(lab, "--timeout", str(TIMEOUT)) as server:
         pool = redis.ConnectionPool(host=server.host, port=server.port)
-        client = redis.Redis(connection_pool=pool)
         burst = [pool.get_connection() for _ in range(POOL)]  # a burst: all in use at once
-        pooled = [servers.watch(lab, c._sock.fileno(), server, f"pooled{i}")  # type: ignore[attr-defined]
-                  for i, c in enumerate(burst)]
-        for conn in burst:
-            pool.release(conn)
-        ends = [conn.client for conn in pooled]
-        await within(lambda: servers.count_in(ends, S.CLOSE_WAIT) == POOL, timeout=TIMEOUT + 5)
-        close_wait = servers.count_in(ends, S.CLOSE_WAIT)
-        held = await stays(ends[0], S.CLOSE_WAIT, up_to=WINDOW)
-        first, its_server = ends[0].observe(), pooled[0].server.observe()
-        holder = servers.owner(first, {os.getpid()})
+        idle = await server_closed(
+            lab, server, burst, lambda c: c._sock.fileno(),  # type: ignore[attr-defined]
+            pool.release, timeout=TIMEOUT + 5, window=WINDOW)
         try:
-            await trio.to_thread.run_sync(client.ping)
+            await trio.to_thread.run_sync(redis.Redis(connection_pool=pool).ping)
             error = None
         except redis.RedisError as exc:
             error = f"{type(exc).__name__}: {exc}"
-        after = servers.count_in(ends, S.CLOSE_WAIT)
+        after = count_in(idle.ends, CW)
         pool.disconnect(inuse_connections=False)  # the fix: the application reaps them
-        gone = await within(lambda: all(e.observe() is None for e in ends), timeout=2.0)
+        gone = await within(lambda: all(e.observe() is None for e in idle.ends), timeout=2.0)
         pool.disconnect()
-
     verdicts.judge("L06", IdleReaping(
-        f"redis-py {redis.__version__}", f"Redis {server.version}", TIMEOUT, POOL, close_wait,
-        held, WINDOW, holder, state_of(its_server), error, after, bool(gone)))
+        f"redis-py {redis.__version__}", f"Redis {server.version}", TIMEOUT, POOL,
+        idle.close_wait, idle.held_s, WINDOW, idle.holder, idle.server_state, error, after,
+        bool(gone)))
 
 
 if __name__ == "__main__":

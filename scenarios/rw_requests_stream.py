@@ -1,21 +1,14 @@
 """requests ``stream=True`` responses never read nor closed keep their connections out of the
 pool; with pool_block=True the next request waits (claim L02).
 
-Reported in requests #3461 (with pool_block=True and pool_maxsize=3 a loop of streamed
-requests hangs after the third; at the time ``close()`` on a partly read response did not
-give the connection back, fixed by PR #3462) and urllib3 #659 (a streamed response that
-fails mid-read never returns its connection, and a blocking pool runs dry).
-
-A requests Session (pool_maxsize=2, pool_block=True) fetches two 30 kB responses with
-stream=True and reads only their headers. A third request, in its own worker thread, is
-watched waiting for a connection over a 1 s window (urllib3 waits on its pool's queue with
-no timeout: a hang, held by the unreleased responses alone). The server, the standard
-library's ThreadingHTTPServer in a child process, closes the idle connections after 1 s:
-the unreleased ones go CLOSE_WAIT with the unread body in Recv-Q, held by this process's
-fds, watched over a 1 s window. The fix: closing one response lets the waiting request
-through; closing both closes their sockets. Should the waiter still be stuck at the end (or the
-run fail), a free slot is put in the pool's queue so no thread outlives the run.
-"""
+Reported in requests #3461 (pool_block=True, pool_maxsize=3: streamed requests hang after
+the third; ``close()`` on a partly read response did not give the connection back then,
+fixed by PR #3462) and urllib3 #659 (a streamed response failing mid-read never returns its
+connection: a blocking pool runs dry). Here a Session (pool_maxsize=2, pool_block=True)
+reads only the headers of two 30 kB responses; a third request waits, watched over 1 s.
+The ``http`` script server closes idle connections after 1 s: the unreleased ones go
+CLOSE_WAIT, the unread body in Recv-Q, held by our fds. The fix: closing one response lets
+the waiter through. However the run ends, no thread is left waiting on the pool."""
 
 from __future__ import annotations
 
@@ -26,11 +19,12 @@ import requests
 import trio
 from requests.adapters import HTTPAdapter
 
-from _rw_http import client_ends, count, held, look, owned, start_server
-from tcplab import Lab, Scenario, TcpState, Verdicts
+from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.clients import StreamedUnreleased
+from tcplab.measure import count_in, owner, stays, takes
 
+CW = TcpState.CLOSE_WAIT
 POOL, KEEPALIVE, WINDOW, BODY = 2, 1.0, 1.0, 30_000
 scenario = Scenario(
     id="rw-requests-stream",
@@ -40,48 +34,41 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    server = await start_server(lab, "http", KEEPALIVE, BODY)
-    session, done = requests.Session(), trio.Event()
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL, pool_block=True)
-    session.mount("http://", adapter)
-    try:
-        responses = await trio.to_thread.run_sync(
-            lambda: [session.get(server.url, stream=True, timeout=10) for _ in range(POOL)])
-        ends = client_ends(lab, server.port)
-
-        async def waiter() -> None:  # the next request: it needs a connection from the pool
-            await trio.to_thread.run_sync(lambda: session.get(server.url, timeout=10).content)
-            done.set()
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(waiter)
+    adapter, done = HTTPAdapter(pool_connections=1, pool_maxsize=POOL, pool_block=True), trio.Event()
+    with requests.Session() as session:
+        session.mount("http://", adapter)
+        async with (servers.script(lab, "http", KEEPALIVE, BODY) as server,
+                    trio.open_nursery() as nursery):
+            responses = await trio.to_thread.run_sync(
+                lambda: [session.get(server.url, stream=True, timeout=10) for _ in range(POOL)])
+            ends = [c.client for c in servers.watch_all(lab, server, TcpState.ESTABLISHED, CW)]
+            nursery.start_soon(_request, session, server.url, done)  # it needs a free connection
             try:
-                waited = await held(lambda: not done.is_set(), WINDOW)
-                await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == POOL,
-                             timeout=KEEPALIVE + 5)
-                close_wait, records = count(lab, ends, TcpState.CLOSE_WAIT), look(lab, ends)
-                holders = owned(records, os.getpid())
-                held_s = await held(
-                    lambda: count(lab, ends, TcpState.CLOSE_WAIT) == close_wait, WINDOW)
-                started = trio.current_time()
+                waited = await takes(done.is_set, up_to=WINDOW)
+                await within(lambda: count_in(ends, CW) == POOL, timeout=KEEPALIVE + 5)
+                close_wait, records = count_in(ends, CW), [end.observe() for end in ends]
+                holders = sum(owner(record, {os.getpid()}) is not None for record in records)
+                held_s = await stays(ends, CW, up_to=WINDOW)
                 responses[0].close()  # the fix: close (or read) the response
-                unblocked = await within(
-                    lambda: (done.is_set() and trio.current_time() - started) or None, timeout=2.0)
-            finally:  # however this ends, no thread is left waiting on the pool
+                unblocked = await takes(done.is_set, up_to=2.0)
+            finally:
                 for response in responses:
                     response.close()
-                if not done.is_set():
+                if not done.is_set():  # a free slot: the waiter connects and returns
                     queue = adapter.poolmanager.connection_from_url(server.url).pool
-                    assert queue is not None
-                    queue.put(None)  # a free slot: the waiter connects and returns
-        await within(lambda: count(lab, ends, TcpState.CLOSE_WAIT) == 0, timeout=2.0)
-    finally:
-        session.close()
+                    queue.put(None)  # type: ignore[union-attr]
+            await within(lambda: count_in(ends, CW) == 0, timeout=2.0)
+            after_close = count_in(ends, CW)
     verdicts.judge("L02", StreamedUnreleased(
         f"requests {version('requests')} / urllib3 {version('urllib3')}", POOL, POOL,
-        waited < WINDOW, waited, WINDOW, close_wait, holders,
+        waited is not None, WINDOW if waited is None else waited, WINDOW, close_wait, holders,
         tuple(r.recv_q for r in records if r is not None), held_s, WINDOW,
-        unblocked, count(lab, ends, TcpState.CLOSE_WAIT)))
+        unblocked, after_close))
+
+
+async def _request(session: requests.Session, url: str, done: trio.Event) -> None:
+    await trio.to_thread.run_sync(lambda: session.get(url, timeout=10).content)
+    done.set()
 
 
 if __name__ == "__main__":

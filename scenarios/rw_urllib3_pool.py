@@ -14,7 +14,7 @@ idle keep-alive connections after 1 s; the client's ends are watched in CLOSE_WA
 with the fds of this process holding them. The fixes, in the same run: one more request
 (urllib3's ``is_connection_dropped`` check on checkout discards a dead one and connects
 anew) and ``Session.close()`` (the pool closes them all). requests runs in a worker
-thread (``_rw_http``).
+thread (``_rw_pool``).
 """
 
 from __future__ import annotations
@@ -24,41 +24,31 @@ from importlib.metadata import version
 import requests
 from requests.adapters import HTTPAdapter
 
-from _rw_http import idle_pool, start_server
+from _rw_pool import idle_pool
 from tcplab import Lab, Scenario, Verdicts
 
 POOL, OPENED, KEEPALIVE, WINDOW = 3, 5, 1.0, 1.0
 scenario = Scenario(
     id="rw-urllib3-pool",
     title="urllib3/requests pool: idle connections the server closed stay CLOSE_WAIT",
-    claims=("L01",),
-    requires=("python:urllib3", "python:requests"),
-    tags=("realworld",),
-)
+    claims=("L01",), requires=("python:urllib3", "python:requests"), tags=("realworld",))
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    server = await start_server(lab, "http", KEEPALIVE, 100)
-    session = requests.Session()
-    session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL))
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL))
 
-    def burst(n: int) -> None:  # n requests open at once, then each read and closed
-        responses = [session.get(server.url, stream=True, timeout=10) for _ in range(n)]
-        for response in responses:
-            response.content  # noqa: B018 (read to the end: the connection goes back)
-            response.close()
+        def burst(url: str, n: int) -> None:  # n requests open at once, then each read and closed
+            responses = [session.get(url, stream=True, timeout=10) for _ in range(n)]
+            for response in responses:
+                response.content  # noqa: B018 (read to the end: the connection goes back)
+                response.close()
 
-    def one() -> bool:
-        return session.get(server.url, timeout=10).ok
-
-    try:
         verdicts.judge("L01", await idle_pool(
-            lab, server, library=f"requests {version('requests')} / urllib3 {version('urllib3')}",
-            pool_size=POOL, opened=OPENED, keepalive=KEEPALIVE, window=WINDOW,
-            burst=burst, one=one, close=session.close))
-    finally:
-        session.close()
+            lab, library=f"requests {version('requests')} / urllib3 {version('urllib3')}",
+            pool_size=POOL, opened=OPENED, keepalive=KEEPALIVE, window=WINDOW, burst=burst,
+            one=lambda url: session.get(url, timeout=10).ok, close=session.close))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.judges.servers import SilentClients, UvicornRun
-from tcplab.measure import state_of, stays
+from tcplab.measure import owner, state_of, stays
 
 S = TcpState
 KEEPALIVE, WINDOW, CLOSERS = 1, 3.0, 4
@@ -45,9 +45,9 @@ async def measure(lab: Lab, release: Path | None) -> UvicornRun:
         first, kept = ends[0], silent.server.observe()
         return UvicornRun(
             server.version, "uvloop/httptools", KEEPALIVE, WINDOW, silent_held,
-            state_of(kept), servers.owner(kept, server.pids()), CLOSERS,
+            state_of(kept), owner(kept, server.pids()), CLOSERS,
             sum(state_of(e) == "CLOSE_WAIT" for e in ends), cw_held,
-            servers.owner(first, server.pids()), state_of(closers[0].client.observe()))
+            owner(first, server.pids()), state_of(closers[0].client.observe()))
 
 
 @scenario.body

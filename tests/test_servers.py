@@ -1,5 +1,6 @@
 """tcplab.servers: real servers as lab children that leave nothing behind, however the run
-ends (normally, an exception, a timeout, Ctrl-C), and the helpers that find them."""
+ends (normally, an exception, a timeout, Ctrl-C), the helpers that find them, and the
+connections to them measured with ``tcplab.measure``."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from pathlib import Path
 import pytest
 import trio
 
-from tcplab import Lab, servers
+from tcplab import Lab, TcpState, servers
 from tcplab.expect import eventually
+from tcplab.kernel.model import FourTuple
+from tcplab.measure import count_in, follow, owner, state_of, stays, takes
 
 ROOT = os.geteuid() == 0
 needs_uvicorn = pytest.mark.skipif(servers.version_of("uvicorn") == "not installed",
@@ -79,7 +82,7 @@ async def test_a_server_and_its_directory_are_gone_after_an_exception_or_a_timeo
         with pytest.raises(RuntimeError, match="boom"):
             async with servers.uvicorn(lab) as failed:
                 conn = await servers.dial(lab, failed)
-                await eventually(lambda: servers.owner(conn.server.observe(), failed.pids()),
+                await eventually(lambda: owner(conn.server.observe(), failed.pids()),
                                  what="uvicorn accepting the connection")
                 raise RuntimeError("boom")
         assert _left(failed) == (set(), False)
@@ -136,3 +139,39 @@ async def test_postgres_runs_unprivileged_and_leaves_nothing() -> None:
         assert all(os.stat(f"/proc/{pid}").st_uid == servers.unprivileged_user().pw_uid
                    for pid in pids)
     assert _left(server) == (set(), False)
+
+
+async def test_a_script_server_under_another_python_says_what_it_did_and_leaves_nothing() -> None:
+    version, python = servers.interpreters()[-1]  # the newest CPython found (maybe this one)
+    async with Lab() as lab, servers.script(lab, "asyncio", python=python) as server:
+        assert server.version == version and server.name == "asyncio"
+        conn = await servers.dial(lab, server, "leak")
+        await conn.client.send(b"leak\n")
+        await servers.logged(server, "^returned leak$")
+        assert state_of(conn.server.observe()) in ("ESTABLISHED", "TIME_WAIT", "FIN_WAIT2")
+        with pytest.raises(servers.ServerError, match="did not log"):
+            await servers.logged(server, "^never said$", timeout=0.1)
+    assert _left(server) == (set(), False)
+
+
+async def test_watch_all_takes_each_connection_once_and_measure_follows_them() -> None:
+    async with Lab() as lab, servers.script(lab, "http", 30, 10) as server:
+        socks = [socket.create_connection(server.address) for _ in range(2)]
+        try:
+            conns = servers.watch_all(lab, server, TcpState.ESTABLISHED, label="mine")
+            assert [c.client.label for c in conns] == ["mine0", "mine1"]
+            assert servers.watch_all(lab, server) == []  # already watched
+            ends = [c.client for c in conns]
+            assert count_in(ends, TcpState.ESTABLISHED) == 2
+            assert owner(ends[0].observe(), {os.getpid()}) is not None
+            assert await stays(ends, TcpState.ESTABLISHED, up_to=0.1) >= 0.1
+            closing = next(c for c in conns if c.client.four_tuple == FourTuple.of(socks[0]))
+            socks[0].close()  # the client closes first: FIN_WAIT2, then TIME_WAIT
+            assert await takes(lambda: count_in(ends, TcpState.ESTABLISHED) == 1, up_to=5.0)
+            path, times = await follow(closing.client, up_to=0.3)
+            assert path[-1] == "TIME_WAIT" and 0 < times["TIME_WAIT"] < 0.31
+            assert await stays(ends, TcpState.ESTABLISHED, up_to=0.1) >= 0.1  # the other one
+            assert await takes(lambda: False, up_to=0.05) is None
+        finally:
+            for sock in socks:
+                sock.close()

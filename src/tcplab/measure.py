@@ -9,10 +9,14 @@ armed") is a result:
 
 =================  =====================================================================
 ``leaves``         wait until an end is in none of some states; the record then (None: gone)
-``stays``          how long an end stays in a state, up to a limit (0: not in it)
+``stays``          how long an end (or several) stays in a state, up to a limit (0: not in it)
+``takes``          seconds until a condition holds, up to a limit (None: it did not)
+``follow``         an end's states over a window, in order, and how long each was seen
 ``path_of``        the states an end was observed in, in order, as names (None: gone)
 ``traced_of``      the same from the kernel's own transitions (tracefs), () if not traced
 ``state_of``       a record's state name, None for a socket the kernel no longer reports
+``count_in``       how many of some ends are in a state now
+``owner``          which process (name/pid/fd) holds a record's socket, None if none does
 ``timer_left``     seconds left on a record's timer of one kind, None if not armed
 =================  =====================================================================
 
@@ -21,12 +25,16 @@ Like ``tcplab.expect``, the waits run under trio or asyncio (through anyio).
 
 from __future__ import annotations
 
-__all__ = ["leaves", "path_of", "state_of", "stays", "timer_left", "traced_of"]
+__all__ = ["count_in", "follow", "leaves", "owner", "path_of", "state_of", "stays", "takes",
+           "timer_left", "traced_of"]
+
+from collections.abc import Callable, Sequence
 
 import anyio
 
-from tcplab.expect import eventually, within
+from tcplab.expect import POLL_INTERVAL, eventually, within
 from tcplab.kernel.model import SocketRecord, TimerKind
+from tcplab.kernel.procfs import with_owners
 from tcplab.lab import Connection, End
 from tcplab.states import TcpState
 
@@ -66,23 +74,67 @@ def state_of(record: SocketRecord | None) -> str | None:
     return None if record is None else record.state.value
 
 
-async def stays(end: End, state: TcpState, *, up_to: float) -> float:
-    """How long ``end`` stays in ``state``, polled, up to ``up_to`` seconds (0: not in it).
+def count_in(ends: Sequence[End], state: TcpState) -> int:
+    """How many of ``ends`` the kernel shows in ``state`` now."""
+    return sum(1 for end in ends if (record := end.observe()) is not None and record.state is state)
 
+
+def owner(record: SocketRecord | None, pids: set[int]) -> str | None:
+    """``name/pid/fdN`` of the process among ``pids`` holding ``record``'s socket, else None
+    (a TIME_WAIT or orphaned socket, or one in a listener's accept queue, has no owner)."""
+    if record is None or not record.inode:
+        return None
+    found = with_owners([record], pids)[0].owners
+    return ", ".join(f"{o.name}/{o.pid}/fd{o.fd}" for o in found) or None
+
+
+async def stays(ends: End | Sequence[End], state: TcpState, *, up_to: float) -> float:
+    """How long ``ends`` stay in ``state``, polled, up to ``up_to`` seconds (0: not in it).
+
+    Several ends: those in ``state`` now, until the first of them leaves it (0: none is).
     Unlike ``holds`` it does not assert: a state that does not last is a measurement. When
     the whole stretch was held, its last observation (and the peers') is recorded, so the
     timeline shows how long it lasted."""
     started = anyio.current_time()
 
-    def left() -> bool:
+    def is_in(end: End) -> bool:
         record = end.observe_all()
-        return record is None or record.state is not state
+        return record is not None and record.state is state
 
-    if left():
+    held = [end for end in ([ends] if isinstance(ends, End) else ends) if is_in(end)]
+    if not held:
         return 0.0
-    if await within(left, timeout=up_to):
+    if await within(lambda: not all(map(is_in, held)), timeout=up_to):
         return anyio.current_time() - started
-    for peer in end.peers:
-        peer.observe(source="held", force=True)
-    end.observe(source="held", force=True)
+    for end in held:
+        for peer in end.peers:
+            peer.observe(source="held", force=True)
+        end.observe(source="held", force=True)
     return anyio.current_time() - started
+
+
+async def takes(done: Callable[[], object], *, up_to: float) -> float | None:
+    """Seconds until ``done()`` is true, polled, or None if it is not within ``up_to``: how
+    long a change takes to show (a FIN once a loop runs again, a waiting request once a
+    connection is free)."""
+    started = anyio.current_time()
+    return await within(lambda: anyio.current_time() - started if done() else None, timeout=up_to)
+
+
+async def follow(end: End, *, up_to: float) -> tuple[tuple[str | None, ...], dict[str, float]]:
+    """The states ``end`` goes through over ``up_to`` seconds (polled; it stops early once
+    the end is gone: None), each once in order, and how long it was seen in each (the last
+    one: until the window ended)."""
+    path: list[str | None] = [state_of(end.observe_all())]
+    times: dict[str, float] = {}
+    since = start = anyio.current_time()
+    with anyio.move_on_after(up_to):
+        while path[-1] is not None:
+            await anyio.sleep(POLL_INTERVAL)
+            if (now := state_of(end.observe_all())) != path[-1]:
+                times[str(path[-1])] = anyio.current_time() - since
+                since = anyio.current_time()
+                path.append(now)
+    if path[-1] is not None:
+        times[path[-1]] = min(anyio.current_time(), start + up_to) - since
+    return tuple(path), times

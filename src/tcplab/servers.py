@@ -1,10 +1,15 @@
 """Real servers for the ``realworld`` scenarios: uvicorn, gunicorn, redis-server, PostgreSQL,
-each a child of a ``Lab`` on an ephemeral loopback port.
+and the small scripted servers of ``_script_servers.py`` (the standard library's HTTP
+server, ``asyncio.start_server``, ``aiohttp.web``), each a child of a ``Lab`` on an
+ephemeral loopback port; and the connections to them, observed from both ends.
 
-How each gets its port without a race: uvicorn (``--fd``) and gunicorn (``--bind fd://N``)
-take over a listening socket bound to port 0 here. redis-server and postgres cannot: a free
-port is picked and the
-start is retried if another process bound it in between (they exit saying so).
+How each gets its port without a race: uvicorn (``--fd``), gunicorn (``--bind fd://N``) and
+the scripts take over a listening socket bound to port 0 here. redis-server and postgres
+cannot: a free port is picked and the start is retried if another process bound it in
+between (they exit saying so).
+
+When a server is ready: it answers a request (uvicorn, gunicorn, redis), or its log says so
+(postgres, the scripts: ``logged``, which is also how a script says what it did).
 
 Every server runs in a session of its own (``setsid``), so all its processes (gunicorn's
 workers, postgres's backends) share one process group that is stopped as a whole when the
@@ -46,9 +51,8 @@ from typing import IO, Any
 
 import trio
 
-from tcplab.kernel.model import FourTuple, SocketRecord
+from tcplab.kernel.model import FourTuple
 from tcplab.kernel.process import Child
-from tcplab.kernel.procfs import with_owners
 from tcplab.lab import Connection, End, Lab
 from tcplab.states import TcpState
 
@@ -60,6 +64,8 @@ _SRC = str(Path(__file__).resolve().parents[1])
 START_S, STOP_S = 30.0, 5.0
 #: How many ports are tried for servers that cannot take over a socket.
 PORT_TRIES = 5
+#: The scripted servers (``script``), run by path under any Python 3.11+.
+SCRIPT = str(Path(__file__).with_name("_script_servers.py"))
 
 
 class ServerError(RuntimeError):
@@ -83,6 +89,10 @@ class Server:
     @property
     def address(self) -> tuple[str, int]:
         return self.host, self.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
 
     @property
     def log(self) -> Path:
@@ -219,10 +229,14 @@ async def _directory(name: str, owner: pwd.struct_passwd | None = None) -> Async
 
 
 @asynccontextmanager
-async def _running(server: Server, ready: Callable[[Server], Awaitable[None]]) -> AsyncIterator[Server]:
+async def _running(lab: Lab, server: Server, ready: Callable[[Server], Awaitable[None]]
+                   ) -> AsyncIterator[Server]:
+    """``server`` once ``ready`` says so, its port watched by the lab's recorders from then
+    on (not the readiness checks); stopped when the block ends, however it ends."""
     try:
         with trio.fail_after(START_S):
             await ready(server)
+        lab.watch_port(server.port)
         yield server
     finally:
         await stop(server)
@@ -255,35 +269,91 @@ def _listening(host: str = "127.0.0.1") -> socket.socket:
 
 
 @asynccontextmanager
-async def _python_server(lab: Lab, name: str, dist: str, argv: list[str],
-                         where: Path | None) -> AsyncIterator[Server]:
-    """A Python HTTP server taking over a listening socket (``{fd}`` in ``argv``)."""
+async def _python_server(lab: Lab, name: str, command: list[str], version: str,
+                         where: Path | None, ready: Callable[[Server], Awaitable[None]]
+                         ) -> AsyncIterator[Server]:
+    """A Python server taking over a listening socket (``{fd}`` in ``command``)."""
     async with _directory(name) as directory:
         with _listening() as sock:
             fd = sock.fileno()
-            command = [sys.executable, "-m", name, *(a.format(fd=fd) for a in argv)]
+            command = [a.format(fd=fd) for a in command]
             child = await _spawn(lab, command, directory, pass_fds=(fd,), env=_python_env(where))
             port = sock.getsockname()[1]
-        server = Server(name, child, port, directory, version_of(dist, where))
-        async with _running(server, _http_ready) as running:
+        async with _running(lab, Server(name, child, port, directory, version), ready) as running:
             yield running
 
 
 @asynccontextmanager
 async def uvicorn(lab: Lab, *options: str, release: Path | None = None) -> AsyncIterator[Server]:
     """uvicorn serving ``asgi_app`` (``options``: its command-line options)."""
-    argv = ["--fd", "{fd}", "--log-level", "warning", *options, "tcplab.servers:asgi_app"]
-    async with _python_server(lab, "uvicorn", "uvicorn", argv, release) as server:
+    argv = [sys.executable, "-m", "uvicorn", "--fd", "{fd}", "--log-level", "warning", *options,
+            "tcplab.servers:asgi_app"]
+    version = version_of("uvicorn", release)
+    async with _python_server(lab, "uvicorn", argv, version, release, _http_ready) as server:
         yield server
 
 
 @asynccontextmanager
 async def gunicorn(lab: Lab, *options: str, release: Path | None = None) -> AsyncIterator[Server]:
     """gunicorn serving ``wsgi_app``, one worker (``options``: worker class, timeouts...)."""
-    argv = ["--bind", "fd://{fd}", "--workers", "1", "--graceful-timeout", "1",
-            "--log-level", "warning", *options, "tcplab.servers:wsgi_app"]
-    async with _python_server(lab, "gunicorn", "gunicorn", argv, release) as server:
+    argv = [sys.executable, "-m", "gunicorn", "--bind", "fd://{fd}", "--workers", "1",
+            "--graceful-timeout", "1", "--log-level", "warning", *options,
+            "tcplab.servers:wsgi_app"]
+    version = version_of("gunicorn", release)
+    async with _python_server(lab, "gunicorn", argv, version, release, _http_ready) as server:
         yield server
+
+
+@asynccontextmanager
+async def script(lab: Lab, kind: str, *args: object, python: str = sys.executable,
+                 release: Path | None = None) -> AsyncIterator[Server]:
+    """A server of ``_script_servers.py`` (``kind``: ``http``, ``asyncio``, ``aiohttp``;
+    ``args``: its arguments, see there) run by ``python``, which may be another interpreter
+    than tcplab's. Its ``version`` is the one it reports: that Python's, or aiohttp's."""
+
+    async def ready(server: Server) -> None:
+        server.version = (await logged(server, r"^serving (\S+)$", timeout=START_S)).group(1)
+
+    argv = [python, SCRIPT, kind, "{fd}", *map(str, args)]
+    async with _python_server(lab, kind, argv, "unknown", release, ready) as server:
+        yield server
+
+
+def interpreters(oldest: tuple[int, int] = (3, 11)) -> list[tuple[str, str]]:
+    """``(version, path)`` of one CPython per minor version from ``oldest`` on, to run a
+    ``script`` server under each: this one, and those on PATH (``python3.N``) or under
+    pyenv's root; the newest patch of each minor, oldest first (on a machine with none
+    but this one, that one alone)."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates = {sys.executable, *map(str, root.glob("versions/3.*/bin/python3"))}
+    candidates |= {p for n in range(oldest[1], 20) if (p := shutil.which(f"python3.{n}"))}
+    found: dict[tuple[int, int], tuple[tuple[int, ...], str]] = {}
+    for path in sorted(candidates):
+        try:
+            out = subprocess.run([path, "-c", "import sys; print(sys.version.split()[0])"],
+                                 capture_output=True, text=True, timeout=10, check=True).stdout
+        except (OSError, subprocess.SubprocessError):
+            continue
+        numbers = tuple(int(n) for n in re.findall(r"\d+", out)[:3])
+        if len(numbers) == 3 and numbers[:2] >= oldest and numbers > found.get(
+                numbers[:2], ((), ""))[0]:
+            found[numbers[:2]] = (numbers, path)
+    return [(".".join(map(str, v)), p) for _, (v, p) in sorted(found.items())]
+
+
+async def logged(server: Server, pattern: str, *, timeout: float = 10.0) -> re.Match[str]:
+    """The first match of ``pattern`` (a regular expression, multi-line) in ``server``'s log,
+    waiting up to ``timeout`` seconds for it: how postgres and the scripts say they are
+    ready, and how a script says what it did. ``ServerError`` if the server exits first or
+    the time runs out."""
+    with trio.move_on_after(timeout):
+        while (found := re.search(pattern, server.log.read_text(errors="replace"), re.M)) is None:
+            if server.child.returncode is not None:
+                raise ServerError(f"{server.name} exited ({server.child.returncode}) "
+                                  f"before logging {pattern!r}: {server.log_tail()}")
+            await trio.sleep(0.01)
+        return found
+    raise ServerError(f"{server.name} did not log {pattern!r} in {timeout} s: {server.log_tail()}")
 
 
 async def _with_port_retries(start: Callable[[int], Awaitable[Server]],
@@ -324,7 +394,7 @@ async def redis(lab: Lab, *settings: str) -> AsyncIterator[Server]:
             return _exchange(server, b"PING\r\n", b"+PONG")
 
         server = await _with_port_retries(start, ping)
-        async with _running(server, ping) as running:
+        async with _running(lab, server, ping) as running:
             yield running
 
 
@@ -384,13 +454,10 @@ async def postgres(lab: Lab, *settings: str) -> AsyncIterator[Server]:
                           version, stop_signal=signal.SIGINT)
 
         async def ready(server: Server) -> None:
-            while "ready to accept connections" not in server.log.read_text(errors="replace"):
-                if server.child.returncode is not None:
-                    raise ServerError(f"postgres exited: {server.log_tail()}")
-                await trio.sleep(0.05)
+            await logged(server, "ready to accept connections", timeout=START_S)
 
         server = await _with_port_retries(start, ready)
-        async with _running(server, ready) as running:
+        async with _running(lab, server, ready) as running:
             yield running
 
 
@@ -411,30 +478,35 @@ async def dial(lab: Lab, server: Server, label: str = "client") -> Connection:
     return lab.track(client, peer)
 
 
-def watch(lab: Lab, fd: int, server: Server, label: str = "pooled") -> Connection:
-    """Both ends of a connection a library in this process opened to ``server`` (``fd``: its
-    socket's descriptor), observed by four-tuple only: the library keeps owning its socket
-    (no duplicate descriptor is kept, which would hold the socket open after it closes)."""
-    with socket.socket(fileno=os.dup(fd)) as dup:
-        four_tuple = FourTuple.of(dup)
+def _observed(lab: Lab, four_tuple: FourTuple, server: Server, label: str) -> Connection:
+    """Both ends of the client connection ``four_tuple`` to ``server``, observed by
+    four-tuple only: their sockets belong to others (a library, the server)."""
     lab.watch_port(server.port)
     ends = [End(lab, name, lab._own(socket.socket()), four_tuple=tuple_, borrowed=True)
             for name, tuple_ in ((label, four_tuple), (server.name, four_tuple.reversed()))]
     return lab.track(*ends)
 
 
-def count_in(ends: Sequence[End], state: TcpState) -> int:
-    """How many of ``ends`` the kernel shows in ``state`` now."""
-    return sum(1 for end in ends if (record := end.observe()) is not None and record.state is state)
+def watch(lab: Lab, fd: int, server: Server, label: str = "pooled") -> Connection:
+    """Both ends of a connection a library in this process opened to ``server`` (``fd``: its
+    socket's descriptor), observed by four-tuple only: the library keeps owning its socket
+    (no duplicate descriptor is kept, which would hold the socket open after it closes)."""
+    with socket.socket(fileno=os.dup(fd)) as dup:
+        four_tuple = FourTuple.of(dup)
+    return _observed(lab, four_tuple, server, label)
 
 
-def owner(record: SocketRecord | None, pids: set[int]) -> str | None:
-    """``name/pid/fdN`` of the process among ``pids`` holding ``record``'s socket, else None
-    (a TIME_WAIT or orphaned socket, or one in a listener's accept queue, has no owner)."""
-    if record is None or not record.inode:
-        return None
-    found = with_owners([record], pids)[0].owners
-    return ", ".join(f"{o.name}/{o.pid}/fd{o.fd}" for o in found) or None
+def watch_all(lab: Lab, server: Server, *states: TcpState, label: str = "pooled"
+              ) -> list[Connection]:
+    """Every connection to ``server`` that the lab does not watch yet, its client end in one
+    of ``states`` (any, if none is given), in four-tuple order, labelled ``label0``,
+    ``label1``...: the connections a library opened and hides in its pool (``watch`` when
+    it gives out the descriptor)."""
+    known = {end.four_tuple for conn in lab.connections for end in conn.ends}
+    records = lab.observer.snapshot(port=server.port, states=states or None)
+    found = sorted(r.four_tuple for r in records
+                   if r.four_tuple.remote.port == server.port and r.four_tuple not in known)
+    return [_observed(lab, tuple_, server, f"{label}{i}") for i, tuple_ in enumerate(found)]
 
 
 @contextlib.contextmanager

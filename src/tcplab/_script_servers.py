@@ -1,12 +1,14 @@
-"""Servers the ``realworld`` HTTP scenarios run in a child process (``_rw_http.spawn_server``).
+"""Small servers the ``realworld`` scenarios run in a child process (``tcplab.servers.script``).
 
-Run by path with any Python 3 (``python _rw_servers.py KIND ARGS...``): the module imports
-nothing but the standard library at the top, so an older or newer interpreter than tcplab's
-(pyenv's 3.12, 3.13) can run the asyncio server, and an older aiohttp can be put first on
-``PYTHONPATH``. Each server listens on an ephemeral loopback port, prints that port on a
-line of its own, and runs until it is killed (the lab kills its children however a run
-ends). A child of its own gives the server a pid of its own, so the owner of each end of a
-connection is a different process, as in production.
+Run by path with any Python 3.11+ (``python _script_servers.py KIND FD ARGS...``): the
+module imports nothing but the standard library at the top, so an older or newer
+interpreter than tcplab's (pyenv's 3.12, 3.13) can run the asyncio server, and an older
+aiohttp can be put first on ``PYTHONPATH``. Like uvicorn and gunicorn under
+``tcplab.servers``, each takes over the listening socket ``FD`` (bound by tcplab to an
+ephemeral loopback port), prints ``serving VERSION`` once it serves (the Python's version,
+or aiohttp's for that kind), and runs until stopped. What it prints goes to the server's
+log, where ``tcplab.servers.logged`` reads it. A child of its own gives the server a pid of
+its own, so the owner of each end of a connection is a different process, as in production.
 
 Kinds:
 
@@ -24,7 +26,6 @@ Kinds:
     An ``aiohttp.web`` server: ``/`` answers a short body (connections kept alive for
     ``KEEPALIVE_S``), ``/ws`` is a websocket echo handler that returns when the client
     closes (``WebSocketResponse(timeout=WS_TIMEOUT_S)``: the close handshake's timeout).
-    It prints the aiohttp version it runs after the port.
 """
 
 from __future__ import annotations
@@ -32,17 +33,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+import socket
 import sys
-import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+PYTHON = sys.version.split()[0]
 
 
 def _say(*words: object) -> None:
     print(*words, flush=True)
 
 
-def serve_http(keepalive: float, body: int) -> None:
+def serve_http(sock: socket.socket, keepalive: float, body: int) -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         timeout = keepalive  # the socket timeout of each connection: the keep-alive timeout
@@ -56,13 +59,15 @@ def serve_http(keepalive: float, body: int) -> None:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = ThreadingHTTPServer(sock.getsockname(), Handler, bind_and_activate=False)
+    server.socket.close()
+    server.socket = sock  # already bound and listening
     server.daemon_threads = True
-    _say(server.server_address[1])
+    _say("serving", PYTHON)
     server.serve_forever()
 
 
-async def _asyncio_server() -> None:
+async def _asyncio_server(sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
 
     def collect() -> None:
@@ -87,12 +92,12 @@ async def _asyncio_server() -> None:
             await writer.wait_closed()
             _say("waited")
 
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    _say(server.sockets[0].getsockname()[1], sys.version.split()[0])
+    await asyncio.start_server(handle, sock=sock)
+    _say("serving", PYTHON)
     await asyncio.Event().wait()
 
 
-async def _aiohttp_server(keepalive: float, ws_timeout: float) -> None:
+async def _aiohttp_server(sock: socket.socket, keepalive: float, ws_timeout: float) -> None:
     import aiohttp
     from aiohttp import web
 
@@ -110,25 +115,23 @@ async def _aiohttp_server(keepalive: float, ws_timeout: float) -> None:
     app.add_routes([web.get("/", index), web.get("/ws", echo)])
     runner = web.AppRunner(app, keepalive_timeout=keepalive)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server: Any = site._server
-    _say(server.sockets[0].getsockname()[1], aiohttp.__version__)
+    await web.SockSite(runner, sock).start()
+    _say("serving", aiohttp.__version__)
     await asyncio.Event().wait()
 
 
 def main(argv: list[str]) -> None:
-    kind, *args = argv
+    kind, fd, *args = argv
+    sock = socket.socket(fileno=int(fd))
     if kind == "http":
-        serve_http(float(args[0]), int(args[1]))
+        serve_http(sock, float(args[0]), int(args[1]))
     elif kind == "asyncio":
-        asyncio.run(_asyncio_server())
+        asyncio.run(_asyncio_server(sock))
     elif kind == "aiohttp":
-        asyncio.run(_aiohttp_server(float(args[0]), float(args[1])))
+        asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1])))
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
 
 
 if __name__ == "__main__":
-    threading.current_thread().name = "rw-server"
     main(sys.argv[1:])
