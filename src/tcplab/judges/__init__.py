@@ -35,6 +35,17 @@ from tcplab.verdict import Verdict
 
 M = TypeVar("M")
 
+#: A state "held for the whole window" when it lasted at least this share of the window it
+#: was watched (polled every few ms: the last poll may fall a little short of the end).
+HELD_SHARE = 0.95
+
+
+def held_through(seconds: float | None, window: float) -> bool:
+    """Did a state last (``seconds``) the whole ``window`` it was watched (``HELD_SHARE``)?
+    A window of 0 proves nothing; a state never seen (None) did not last."""
+    return seconds is not None and window > 0 and seconds >= HELD_SHARE * window
+
+
 #: The modules holding judges, loaded on first use.
 MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning", "retries", "queues",
            "clients", "servers")

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcplab.judges import Judgement, judge, path_text
+from tcplab.judges import Judgement, held_through, judge, path_text
 from tcplab.verdict import Verdict
 
 C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 CW = "CLOSE_WAIT"
 
 
-def _held(held_s: float | None, window_s: float) -> bool:
-    """Held through the whole window (a window of 0 proves nothing)."""
-    return window_s > 0 and held_s is not None and held_s >= window_s
+_held = held_through
 
 
 def _s(value: float | None) -> str:

@@ -4,25 +4,20 @@ gunicorn, redis-py against Redis, psycopg_pool against PostgreSQL, grpc.aio.
 For these claims "outdated" means: the leak held in an older release of the library (the
 judge names it and the release that changed it) and not in the one installed, both measured
 in the same run. A state counts as *held* when it lasted the whole window the scenario
-watched it (``HELD``: at least 95 % of the window, polled).
+watched it (``held_through``: at least ``HELD_SHARE`` of the window, polled).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tcplab.judges import Judgement, judge
+from tcplab.judges import Judgement, held_through, judge
 from tcplab.verdict import Verdict
 
 C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 
 #: Share of the watched window a state must last to count as held (polling misses the rest).
-HELD = 0.95
-
-
-def held(seconds: float | None, window: float) -> bool:
-    """Did a state last (``seconds``) the whole ``window`` it was watched?"""
-    return seconds is not None and window > 0 and seconds >= HELD * window
+held = held_through
 
 
 def _who(owner: str | None) -> str:
