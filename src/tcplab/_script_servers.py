@@ -17,15 +17,24 @@ Kinds:
     connection is closed by the server after ``KEEPALIVE_S`` (the handler's socket
     timeout: ``BaseHTTPRequestHandler.handle_one_request`` gives up on the read and the
     server closes), as a production server's keep-alive timeout does.
-``asyncio``
+``asyncio WAIT_S``
     ``asyncio.start_server`` whose handler reads one line and acts on it: ``leak`` returns
     without ``writer.close()``; ``block`` calls ``close()`` and then blocks the event loop
     until SIGUSR2 (so the loop does not run again meanwhile); ``tidy`` calls ``close()``
-    and awaits ``wait_closed()``. SIGUSR1 runs ``gc.collect()``. It prints what it did.
-``aiohttp KEEPALIVE_S WS_TIMEOUT_S``
+    and awaits ``wait_closed()``. SIGUSR1 runs ``gc.collect()``; SIGHUP closes the server
+    and waits up to ``WAIT_S`` for ``Server.wait_closed()``. It prints what it did.
+``aiohttp KEEPALIVE_S WS_TIMEOUT_S [HOLD_S [CERT KEY]]``
     An ``aiohttp.web`` server: ``/`` answers a short body (connections kept alive for
-    ``KEEPALIVE_S``), ``/ws`` is a websocket echo handler that returns when the client
-    closes (``WebSocketResponse(timeout=WS_TIMEOUT_S)``: the close handshake's timeout).
+    ``KEEPALIVE_S``), ``/ws`` is a websocket echo handler (``WebSocketResponse(timeout=
+    WS_TIMEOUT_S)``: the close handshake's timeout) that keeps running ``HOLD_S`` seconds
+    after the client's close, like a handler that cleans up (aiohttp #8184); with ``CERT``
+    and ``KEY`` (PEM files) it serves TLS.
+``aiohttp-client URL``
+    Not a server (the listening socket goes unused): an ``aiohttp.ClientSession`` that GETs
+    ``URL`` (TLS not verified), prints ``got``, and on SIGUSR1 awaits ``session.close()``,
+    prints ``closed`` and at once blocks its event loop until SIGUSR2 (a loop that stops or
+    blocks right after the close: aiohttp #1115, #3736), then prints ``released``. It
+    prints ``ready VERSION`` (aiohttp's) where a server prints ``serving VERSION``.
 """
 
 from __future__ import annotations
@@ -67,14 +76,33 @@ def serve_http(sock: socket.socket, keepalive: float, body: int) -> None:
     server.serve_forever()
 
 
-async def _asyncio_server(sock: socket.socket) -> None:
+def _blocked_until_sigusr2() -> None:
+    """Keep the event loop from running (this thread waits) until SIGUSR2 arrives."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+    _say("blocked")
+    signal.sigwait({signal.SIGUSR2})
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
+    _say("released")
+
+
+async def _asyncio_server(sock: socket.socket, wait: float) -> None:
     loop = asyncio.get_running_loop()
 
     def collect() -> None:
         gc.collect()
         _say("collected")
 
+    async def close_and_wait() -> None:  # gh-104344: does wait_closed() return?
+        server.close()
+        try:
+            await asyncio.wait_for(server.wait_closed(), wait)
+            _say("wait_closed returned")
+        except TimeoutError:
+            _say("wait_closed waiting")
+
+    tasks: set[asyncio.Task[None]] = set()
     loop.add_signal_handler(signal.SIGUSR1, collect)
+    loop.add_signal_handler(signal.SIGHUP, lambda: tasks.add(loop.create_task(close_and_wait())))
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         what = (await reader.readline()).decode().strip()
@@ -83,21 +111,20 @@ async def _asyncio_server(sock: socket.socket) -> None:
             return
         writer.close()
         if what == "block":  # close() only schedules the close: keep the loop from running
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
-            _say("blocked")
-            signal.sigwait({signal.SIGUSR2})
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
-            _say("released")
+            _blocked_until_sigusr2()
         elif what == "tidy":
             await writer.wait_closed()
             _say("waited")
 
-    await asyncio.start_server(handle, sock=sock)
+    server = await asyncio.start_server(handle, sock=sock)
     _say("serving", PYTHON)
     await asyncio.Event().wait()
 
 
-async def _aiohttp_server(sock: socket.socket, keepalive: float, ws_timeout: float) -> None:
+async def _aiohttp_server(sock: socket.socket, keepalive: float, ws_timeout: float,
+                          hold: float = 0.0, cert: str = "", key: str = "") -> None:
+    import ssl
+
     import aiohttp
     from aiohttp import web
 
@@ -109,14 +136,36 @@ async def _aiohttp_server(sock: socket.socket, keepalive: float, ws_timeout: flo
         await ws.prepare(request)
         async for message in ws:
             await ws.send_str(message.data)
+        await asyncio.sleep(hold)  # the handler goes on after the client's close
         return ws
 
     app = web.Application()
     app.add_routes([web.get("/", index), web.get("/ws", echo)])
     runner = web.AppRunner(app, keepalive_timeout=keepalive)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    context = None
+    if cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+    await web.SockSite(runner, sock, ssl_context=context).start()
     _say("serving", aiohttp.__version__)
+    await asyncio.Event().wait()
+
+
+async def _aiohttp_client(url: str) -> None:
+    import aiohttp
+
+    _say("ready", aiohttp.__version__)
+    go = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, go.set)
+    session = aiohttp.ClientSession()
+    async with session.get(url, ssl=False) as response:
+        await response.read()
+    _say("got")
+    await go.wait()
+    await session.close()
+    _say("closed")
+    _blocked_until_sigusr2()  # no await in between: the loop does not run again first
     await asyncio.Event().wait()
 
 
@@ -126,9 +175,13 @@ def main(argv: list[str]) -> None:
     if kind == "http":
         serve_http(sock, float(args[0]), int(args[1]))
     elif kind == "asyncio":
-        asyncio.run(_asyncio_server(sock))
+        asyncio.run(_asyncio_server(sock, float(args[0])))
     elif kind == "aiohttp":
-        asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1])))
+        asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1]),
+                                    *[float(a) for a in args[2:3]], *args[3:5]))
+    elif kind == "aiohttp-client":
+        sock.close()
+        asyncio.run(_aiohttp_client(args[0]))
     else:
         raise SystemExit(f"unknown server kind {kind!r}")
 

@@ -259,21 +259,23 @@ def _l(id: str, source: str, statement: str) -> Claim:
 #: its fix), and a judge decides on the states the kernel shows.
 LIBRARY_CLAIMS: tuple[Claim, ...] = (
     _l("L01", "urllib3 #2100, #1301, #3189",
-       "urllib3's connection pool (and a requests Session on it) keeps idle pooled connections "
-       "that the server closed after its keep-alive timeout: their client ends stay in "
-       "CLOSE_WAIT, held by the client's fds, until a request checks one out (urllib3 then "
-       "drops it and connects anew) or the pool is closed; at most pool_maxsize per host."),
+       "urllib3's connection pool (and a requests Session on it) keeps idle connections that "
+       "the server closed after its keep-alive timeout: their client ends stay in CLOSE_WAIT, "
+       "held by the client's fds, at most pool_maxsize per host; a request frees only the "
+       "connection it checks out (urllib3 finds it dropped and connects anew), and closing "
+       "the pool frees them all."),
     _l("L02", "requests #3461, PR #3462; urllib3 #659",
-       "A requests response fetched with stream=True whose body is neither read to its end "
-       "nor closed keeps its connection out of the pool: with pool_block=True the next "
-       "request waits for a connection without end, and once the server closes it the "
-       "client's end sits in CLOSE_WAIT with the unread body; closing the response (since "
-       "PR #3462) releases it."),
+       "With pool_block=True, a requests stream=True response keeps its pooled connection "
+       "until it is released: while pool_maxsize such responses are neither read to the end "
+       "nor closed, the next request waits without end, and once the server closes those "
+       "connections the client's ends sit in CLOSE_WAIT with the unread body; closing a "
+       "response releases its connection (requests #3461 reported that closing an unread "
+       "one did not)."),
     _l("L03", "CPython gh-114914, gh-104344, gh-109538",
-       "An asyncio streams server whose handler returns without writer.close() keeps the "
-       "connection open for good: the StreamWriter is never collected, and the server's end "
-       "sits in CLOSE_WAIT once the client closes; writer.close() alone only schedules the "
-       "close, done when the event loop next runs, which await writer.wait_closed() waits for."),
+       "An asyncio streams server whose handler returns without writer.close() never closes "
+       "that connection: the protocol keeps the StreamWriter alive, so it is never "
+       "collected, the server's end sits in CLOSE_WAIT once the client closes, and "
+       "Server.wait_closed() then waits for good."),
     _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
        "uvicorn arms its keep-alive timeout only after a response, so nothing times out a "
        "client that never sends a request; in 0.14.0 to 0.17.1 (the asyncio-streams "
@@ -292,16 +294,16 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "closed after its `timeout` stay in CLOSE_WAIT, held by the application, until the "
        "pool hands them out again (then it reconnects quietly); only closing the pool's "
        "idle connections frees the rest."),
-    _l("L07", "aiohttp #1115, #3736, #4805",
-       "An aiohttp ClientSession that is never closed keeps its pooled connections open while "
-       "its event loop is not running: once the server closes one, the client's end sits in "
-       "CLOSE_WAIT until the loop runs again or the session is closed (async with closes "
-       "them); and after an aiohttp client's websocket close the server's end stays in "
-       "CLOSE_WAIT (about 10 s in #4805)."),
-    _l("L08", "httpcore #110; httpx #1315",
-       "httpx's pool (httpcore) keeps an idle pooled connection that the peer already closed, "
-       "its client end in CLOSE_WAIT, until the next request through the pool finds it "
-       "readable, discards it and succeeds on a new connection, or the client is closed."),
+    _l("L07", "aiohttp #1115, #3736, #1925, PR #11074",
+       "aiohttp's ClientSession.close() returns before the sockets of its connections are "
+       "closed: their transports close on a later turn of the event loop (over TLS, after a "
+       "shutdown exchange with the server), so a loop that stops or blocks right after "
+       "close() leaves them open (the 'unclosed transport' warnings of #1115 and #3736)."),
+    _l("L08", "httpx #95",
+       "httpx's pool (httpcore) keeps idle connections that the server closed after its "
+       "keep-alive timeout: their client ends stay in CLOSE_WAIT, held by the client, until "
+       "the next request to that origin finds them readable, closes every such idle "
+       "connection and is sent on a new one; closing the client closes them too."),
     _l("L09", "psycopg #584",
        "psycopg_pool keeps idle connections that PostgreSQL closed through "
        "idle_session_timeout in CLOSE_WAIT and hands them out, so the next query fails, "
@@ -315,6 +317,15 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
           "grace) on grpcio 1.85.3 and 1.80.0, the release it was reported on, left no "
           "connection open under Python 3.11; the report used Python 3.13 and its own "
           "server, and a fix (grpc PR #43121) was later said to be incomplete"),
+    _l("L11", "aiohttp #4805, #8184, PR #8200",
+       "After an aiohttp client's ws.close(), the server's end of the websocket connection "
+       "stays in CLOSE_WAIT for seconds (about 10 s in #4805), because the server does not "
+       "close the connection after the close handshake while its handler still runs (#8184)."),
+    _l("L13", "python/asyncio #466; aiohttp #1115",
+       "asyncio's StreamWriter.close() (a transport's close()) only starts the close: the "
+       "socket is closed and its FIN sent the next time the event loop runs, and await "
+       "writer.wait_closed() returns once that has happened (one more turn of the loop, by "
+       "design)."),
 )
 
 CLAIMS = CLAIMS + KERNEL_CLAIMS + LIBRARY_CLAIMS

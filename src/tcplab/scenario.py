@@ -68,6 +68,13 @@ def _command(name: str) -> tuple[Callable[[], bool], str]:
 PYTHON_PACKAGE = "python:"
 #: Prefix of a requirement on a program on PATH (``"program:redis-server"``).
 PROGRAM = "program:"
+#: Prefix of a requirement on an old release installed under ``tcplab.servers.RELEASES``
+#: (``"release:aiohttp==3.12.3"``), what a scenario compares the pinned release with: a
+#: comparison without it is not made, and the run is skipped saying so.
+RELEASE = "release:"
+#: Prefix of a requirement on a CPython line found by ``tcplab.servers.interpreters``
+#: (``"interpreter:3.13"``; ``"interpreter:3.11|3.12"``: any one of them).
+INTERPRETER = "interpreter:"
 
 
 def python_package_version(name: str) -> str | None:
@@ -87,7 +94,21 @@ def _requirement(name: str) -> tuple[Callable[[], bool], str]:
                 "(pip install 'tcplab[realworld]', or `nox -s realworld`)")
     if name.startswith(PROGRAM):
         return _command(name.removeprefix(PROGRAM))
+    if name.startswith(RELEASE):
+        dist, _, version = name.removeprefix(RELEASE).partition("==")
+        return (lambda: _servers().release(dist, version) is not None,
+                f"needs {dist} {version} installed apart under the releases directory "
+                f"($TCPLAB_RELEASES, ~/.cache/tcplab/releases: `nox -s realworld` installs it)")
+    if name.startswith(INTERPRETER):
+        lines = name.removeprefix(INTERPRETER).split("|")
+        return (lambda: any(found.rsplit(".", 1)[0] in lines
+                            for found, _ in _servers().interpreters((3, 0))),
+                f"needs CPython {' or '.join(lines)} (python3.N on PATH, or under pyenv)")
     return REQUIREMENTS.get(name, (lambda: False, f"needs {name}, unknown here"))
+
+
+def _servers() -> Any:
+    return importlib.import_module("tcplab.servers")  # imported only when a run checks
 
 
 #: What a scenario may require, and how to tell whether this machine has it (besides

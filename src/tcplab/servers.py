@@ -307,12 +307,14 @@ async def gunicorn(lab: Lab, *options: str, release: Path | None = None) -> Asyn
 @asynccontextmanager
 async def script(lab: Lab, kind: str, *args: object, python: str = sys.executable,
                  release: Path | None = None) -> AsyncIterator[Server]:
-    """A server of ``_script_servers.py`` (``kind``: ``http``, ``asyncio``, ``aiohttp``;
-    ``args``: its arguments, see there) run by ``python``, which may be another interpreter
-    than tcplab's. Its ``version`` is the one it reports: that Python's, or aiohttp's."""
+    """A server of ``_script_servers.py`` (``kind``: ``http``, ``asyncio``, ``aiohttp``, or
+    the client ``aiohttp-client``; ``args``: its arguments, see there) run by ``python``,
+    which may be another interpreter than tcplab's. Its ``version`` is the one it reports:
+    that Python's, or aiohttp's."""
 
     async def ready(server: Server) -> None:
-        server.version = (await logged(server, r"^serving (\S+)$", timeout=START_S)).group(1)
+        found = await logged(server, r"^(?:serving|ready) (\S+)$", timeout=START_S)
+        server.version = found.group(1)
 
     argv = [python, SCRIPT, kind, "{fd}", *map(str, args)]
     async with _python_server(lab, kind, argv, "unknown", release, ready) as server:
