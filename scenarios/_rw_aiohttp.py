@@ -1,93 +1,91 @@
-"""aiohttp's client as sync code that embeds it drives it (``rw_aiohttp``, claim L07): its
-own event loop, run from worker threads with ``run_until_complete``, so the scenario's trio
-loop keeps observing the kernel meanwhile, and between two calls the client's loop does not
-run at all (nothing reads its sockets). Each call ends with the coroutine it runs; ``idle``
-runs the loop with nothing to do until its block ends.
+"""What the aiohttp scenarios share (``rw_aiohttp`` L07, ``rw_aiohttp_ws`` L11): a throwaway
+TLS certificate, a websocket client of this process's aiohttp, and #8184's client.
+
+The certificate: Python's ``ssl`` cannot make one, so the ``openssl`` command does (on
+every Debian/Ubuntu machine: ``ca-certificates`` depends on it), self-signed for 127.0.0.1,
+in a temporary directory removed when the block ends; the client does not verify it (the
+claim is about closing, not trust).
+
+The websocket client runs aiohttp's own client in its own event loop from worker threads
+(``run_until_complete``), so the scenario's trio loop keeps observing the kernel meanwhile.
+#8184's client is a raw socket of the lab: it opens a websocket, sends a close frame and
+then waits for the server to close, as RFC 6455 asks of a client (aiohttp's client
+closes its end itself).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, TypeVar
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 
 import aiohttp
 import trio
 
-T = TypeVar("T")
+from tcplab import Lab, servers
+from tcplab.lab import Connection
+
+UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: lab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+#: a masked close frame, code 1000 (RFC 6455 5.5.1: a client masks what it sends)
+CLOSE_FRAME = bytes([0x88, 0x82, 0, 0, 0, 0]) + (1000).to_bytes(2, "big")
 
 
-class Embedded:
-    """One ``ClientSession`` never closed by the application (``get``), and a websocket in a
-    session of its own (``ws_open``, ``ws_closing``); ``async with`` closes what is left."""
+@contextmanager
+def certificate() -> Iterator[tuple[str, str]]:
+    """``(cert, key)``: PEM files of a self-signed certificate for 127.0.0.1."""
+    with tempfile.TemporaryDirectory(prefix="tcplab-cert-") as directory:
+        cert, key = str(Path(directory, "cert.pem")), str(Path(directory, "key.pem"))
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                        "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                       check=True, capture_output=True)
+        yield cert, key
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.session = self.loop.run_until_complete(_session())
-        self.ws: tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientSession] | None = None
 
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """The loop runs ``coro`` to its end, in a worker thread."""
-        return await trio.to_thread.run_sync(self.loop.run_until_complete, coro)
-
-    @asynccontextmanager
-    async def idle(self) -> AsyncIterator[None]:
-        """The loop runs, with nothing to do, while the block runs."""
+@asynccontextmanager
+async def websocket(url: str) -> AsyncIterator[trio.Event]:
+    """A websocket of this process's aiohttp client to ``url``, one message each way; when
+    the returned event is set, the client closes it (``ws.close()``) while the block goes
+    on. Its session is closed when the block ends."""
+    loop, closing = asyncio.new_event_loop(), trio.Event()
+    session = loop.run_until_complete(_session())
+    try:
+        ws = await trio.to_thread.run_sync(loop.run_until_complete, _open(session, url))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(trio.to_thread.run_sync, self.loop.run_forever)
-            try:
-                yield
-            finally:
-                self.loop.call_soon_threadsafe(self.loop.stop)
-
-    async def get(self, url: str, *, close: bool = False) -> None:
-        """One GET, read to the end; ``close``: then ``session.close()`` in the same run."""
-        await self.run(_get(self.session, url, close))
-
-    async def ws_open(self, url: str) -> None:
-        """A websocket in a new session, one message each way; left open."""
-        self.ws = await self.run(_ws_open(url))
-
-    @asynccontextmanager
-    async def ws_closing(self) -> AsyncIterator[None]:
-        """The client closes the websocket and its session while the block runs."""
-        async with trio.open_nursery() as nursery:
-            if self.ws is not None:
-                nursery.start_soon(self.run, _close(*self.ws))
-                self.ws = None
-            yield
-
-    async def __aenter__(self) -> Embedded:
-        return self
-
-    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+            nursery.start_soon(_close_when, closing, loop, ws)
+            yield closing
+            closing.set()
+    finally:
         with trio.CancelScope(shield=True):
-            await self.run(_close(self.session, *(self.ws or ())))
-        self.loop.close()
+            await trio.to_thread.run_sync(loop.run_until_complete, session.close())
+        loop.close()
+
+
+async def waiting_client(lab: Lab, server: servers.Server) -> Connection:
+    """#8184's client: a websocket opened, a close frame sent; it then only waits."""
+    conn = await servers.dial(lab, server, "waiting")
+    await conn.client.send(UPGRADE)
+    assert (await conn.client.recv(4096)).startswith(b"HTTP/1.1 101"), "no websocket"
+    await conn.client.send(CLOSE_FRAME)
+    return conn
 
 
 async def _session() -> aiohttp.ClientSession:
     return aiohttp.ClientSession()  # made in the loop it will run in
 
 
-async def _get(session: aiohttp.ClientSession, url: str, close: bool) -> None:
-    async with session.get(url) as response:
-        await response.read()
-    if close:
-        await session.close()
-
-
-async def _ws_open(url: str) -> tuple[aiohttp.ClientWebSocketResponse, aiohttp.ClientSession]:
-    session = aiohttp.ClientSession()
+async def _open(session: aiohttp.ClientSession, url: str) -> aiohttp.ClientWebSocketResponse:
     ws = await session.ws_connect(url)
     await ws.send_str("hello")
     await ws.receive()
-    return ws, session
+    return ws
 
 
-async def _close(*closing: aiohttp.ClientWebSocketResponse | aiohttp.ClientSession) -> None:
-    for each in closing:
-        await each.close()
+async def _close_when(closing: trio.Event, loop: asyncio.AbstractEventLoop,
+                      ws: aiohttp.ClientWebSocketResponse) -> None:
+    await closing.wait()
+    await trio.to_thread.run_sync(loop.run_until_complete, ws.close())

@@ -1,60 +1,61 @@
-"""aiohttp: a ClientSession never closed keeps its connections open while its event loop is
-not running (CLOSE_WAIT once the server closes them); the server's end of a websocket after
-the client's close (claim L07).
+"""aiohttp: ``ClientSession.close()`` returns before its connections' sockets are closed
+(claim L07).
 
-Reported in aiohttp #1115 (closing a transport takes one more turn of the loop: a loop
-stopped right after leaves it open, "by design"), #3736 (``BaseConnector.close()`` did not
-wait for its connections to close) and #4805 (the server's end of a websocket sits in
-CLOSE_WAIT for about 10 s after the client's ``ws.close()``).
+Reported in aiohttp #1115 ("unclosed transport" after ``async with ClientSession()``: a
+transport closes one turn of the loop later, by design), #3736 and #1925 (the connector's
+close() does not wait for its connections; TLS needs a shutdown exchange first). aiohttp
+3.12.4's changelog: ``BaseConnector.close()`` now waits (PR #11074, from #3733).
 
-Against the ``aiohttp`` script server (keep-alive timeout 1 s, websocket close timeout 2 s),
-the client's loop runs only during its calls, as in sync code embedding aiohttp
-(``_rw_aiohttp``). Its connection, once the server closed it, is watched in CLOSE_WAIT over
-1 s, then with the loop running idle. The fix: ``session.close()`` in the same run of the
-loop. Last, a websocket's close by the client; the server's end is followed for 3 s.
+An ``aiohttp`` script server serves TLS on loopback (a throwaway certificate,
+``_rw_aiohttp``). A client in a child process (``aiohttp-client``), of the pinned release
+and of 3.12.3 (from ``RELEASES``; without it the run is skipped), GETs a page, awaits
+``session.close()`` and at once blocks its loop, as a loop that stops right after close()
+does. The client's end is read when close() has returned and watched over 1 s; then the
+loop runs again and the close is timed. (Over plain TCP both releases close before close()
+returns, so TLS it is.) The fix shown working: the upgrade.
 """
 
 from __future__ import annotations
 
-import os
-from importlib.metadata import version
+import signal
+from pathlib import Path
 
-from _rw_aiohttp import Embedded
+from _rw_aiohttp import certificate
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
-from tcplab.expect import within
-from tcplab.judges.clients import AiohttpLeak
-from tcplab.measure import follow, owner, state_of, stays
+from tcplab.judges.clients import AiohttpSessionClose, SessionClose
+from tcplab.measure import owner, state_of, stays, takes
 
-S = TcpState
-KEEPALIVE, WINDOW, WS_TIMEOUT = 1.0, 1.0, 2.0
+S, OLD = TcpState, "3.12.3"
+KEEPALIVE, WS_TIMEOUT, WINDOW = 30.0, 2.0, 1.0
 scenario = Scenario(
-    id="rw-aiohttp", title="aiohttp: an unclosed ClientSession's CLOSE_WAIT; a websocket's server end",
-    claims=("L07",), requires=("python:aiohttp",), tags=("realworld",), timeout=60.0)
+    id="rw-aiohttp", title="aiohttp: ClientSession.close() returns before its TLS sockets close",
+    claims=("L07",), tags=("realworld",), timeout=60.0,
+    requires=("python:aiohttp", "program:openssl", f"release:aiohttp=={OLD}"))
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    async with (servers.script(lab, "aiohttp", KEEPALIVE, WS_TIMEOUT) as server,
-                Embedded() as client):
-        await client.get(server.url)  # through the session the application never closes
-        kept = servers.watch_all(lab, server, S.ESTABLISHED, S.CLOSE_WAIT, label="kept")[0].client
-        await within(lambda: state_of(kept.observe()) == "CLOSE_WAIT", timeout=KEEPALIVE + 5)
-        stopped = kept.observe()
-        owned = owner(stopped, {os.getpid()}) is not None
-        stopped_held = await stays(kept, S.CLOSE_WAIT, up_to=WINDOW)
-        async with client.idle():
-            await within(lambda: state_of(kept.observe()) != "CLOSE_WAIT", timeout=2.0)
-            running_state = state_of(kept.observe())
-        await client.get(server.url, close=True)  # the fix
-        closed_state = state_of(servers.watch_all(lab, server, label="closed")[0].client.observe())
-        await client.ws_open(server.url + "ws")
-        ws_end = servers.watch_all(lab, server, S.ESTABLISHED, label="ws")[0].server
-        async with client.ws_closing():
-            ws_path, ws_times = await follow(ws_end, up_to=WS_TIMEOUT * 1.5)
-    verdicts.judge("L07", AiohttpLeak(
-        f"aiohttp {version('aiohttp')} (server {server.version})", KEEPALIVE, WINDOW,
-        state_of(stopped), owned, stopped_held, running_state, closed_state, ws_path,
-        ws_times.get("CLOSE_WAIT"), WS_TIMEOUT))
+    with certificate() as (cert, key):
+        async with servers.script(lab, "aiohttp", KEEPALIVE, WS_TIMEOUT, 0, cert, key) as server:
+            current = await close_session(lab, server, None)
+            old = await close_session(lab, server, servers.release("aiohttp", OLD))
+    verdicts.judge("L07", AiohttpSessionClose(WINDOW, current, old))
+
+
+async def close_session(lab: Lab, server: servers.Server, release: Path | None) -> SessionClose:
+    url = f"https://{server.host}:{server.port}/"
+    async with servers.script(lab, "aiohttp-client", url, release=release) as client:
+        await servers.logged(client, "^got$")
+        end = servers.watch_all(lab, server, S.ESTABLISHED, label=f"aiohttp{client.version}_")[0]
+        client.child.signal(signal.SIGUSR1)  # close the session, then block the loop
+        await servers.logged(client, "^blocked$")
+        record = end.client.observe()
+        owned = owner(record, client.pids()) is not None
+        held = 0.0 if record is None else await stays(end.client, record.state, up_to=WINDOW)
+        client.child.signal(signal.SIGUSR2)  # the loop runs again
+        closed = await takes(lambda: state_of(end.client.observe()) not in ("ESTABLISHED",
+                                                                             "CLOSE_WAIT"), up_to=2.0)
+    return SessionClose(f"aiohttp {client.version}", state_of(record), owned, held, closed)
 
 
 if __name__ == "__main__":

@@ -1,41 +1,43 @@
-"""asyncio streams: a handler that returns without ``writer.close()`` leaves its connection
-open, in CLOSE_WAIT once the client closes; ``close()`` alone only schedules the close
-(claim L03).
+"""asyncio streams: a handler returning without ``writer.close()`` (claim L03); ``close()``
+only schedules the close, ``wait_closed()`` waits for it (claim L13).
 
-Reported in CPython gh-114914 (the protocol holds an abandoned StreamWriter: never collected
-nor closed, the reporter's server hangs on its client), gh-104344 (3.12's
-``Server.wait_closed()`` waits for such connections, and hangs) and gh-109538 (3.11.5's
-``StreamWriter.__del__``, the safety net, fails once the loop is closed). The ``asyncio``
-script server runs under every CPython found (``servers.interpreters``). Per interpreter:
-``leak`` (no close(), then gc.collect(), then the client closes: the server's end over 1 s);
-``block`` (close(), the loop blocked until SIGUSR2: ESTABLISHED over 1 s, then the FIN
-timed once the loop runs); ``tidy``, the fix (``await wait_closed()``: the FIN has left)."""
+L03: CPython gh-114914 (the protocol holds an abandoned StreamWriter), gh-104344
+(``Server.wait_closed()`` then hangs); gh-109538 (3.11.5's ``__del__`` failing once the loop
+is closed) is a note. L13: python/asyncio #466, aiohttp #1115. The ``asyncio`` script server
+runs under the pinned current line (``CURRENT_PYTHON``) and each older one from 3.11 found
+(``servers.interpreters``); without the current line and an older one the run is skipped.
+Per interpreter: ``leak`` (no close(), gc.collect(), the client closes), ``block`` (close(),
+the loop blocked until SIGUSR2), ``tidy`` (the fix: ``await wait_closed()``), each watched
+over 1 s; last ``server.close()`` and ``wait_closed()`` given 1 s (SIGHUP)."""
 
 from __future__ import annotations
 
 import signal
 
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
-from tcplab.judges.clients import AsyncioStreams, StreamsRun
+from tcplab.judges.clients import AbandonedWriter, AbandonedWriters, DeferredClose, DeferredCloses
 from tcplab.lab import Connection
 from tcplab.measure import leaves, owner, state_of, stays, takes
 
-WINDOW = 1.0
+CURRENT_PYTHON, WINDOW = (3, 13), 1.0
 scenario = Scenario(
-    id="rw-asyncio-streams",
-    title="asyncio streams: handler without writer.close(), close() without wait_closed()",
-    claims=("L03",), tags=("realworld",), timeout=90.0)
+    id="rw-asyncio-streams", title="asyncio streams: handler without writer.close(); close()",
+    claims=("L03", "L13"), tags=("realworld",), timeout=90.0,
+    requires=("interpreter:{}.{}".format(*CURRENT_PYTHON), "interpreter:3.11|3.12"))
 
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
-    runs = [await streams(lab, python) for _, python in servers.interpreters()]
-    verdicts.judge("L03", AsyncioStreams(WINDOW, tuple(runs)))
+    runs = [await streams(lab, python) for version, python in servers.interpreters()
+            if tuple(map(int, version.split(".")[:2])) <= CURRENT_PYTHON]
+    # oldest first: the current line last
+    verdicts.judge("L03", AbandonedWriters(WINDOW, tuple(leak for leak, _ in runs)))
+    verdicts.judge("L13", DeferredCloses(WINDOW, tuple(close for _, close in runs)))
 
 
-async def streams(lab: Lab, python: str) -> StreamsRun:
-    """The three handlers on one interpreter's asyncio server."""
-    async with servers.script(lab, "asyncio", python=python) as server:
+async def streams(lab: Lab, python: str) -> tuple[AbandonedWriter, DeferredClose]:
+    """The three handlers, then the server's close, on one interpreter's asyncio server."""
+    async with servers.script(lab, "asyncio", WINDOW, python=python) as server:
 
         async def ask(what: str, answer: str) -> Connection:  # one line; what the server did
             conn = await servers.dial(lab, server, what)
@@ -60,8 +62,11 @@ async def streams(lab: Lab, python: str) -> StreamsRun:
 
         tidy = await ask("tidy", "waited")
         tidy_state = state_of(tidy.client.observe())
-    return StreamsRun(server.version, leak_state, leak_owned, leak_held, blocked_state,
-                      blocked_held, fin, tidy_state)
+        server.child.signal(signal.SIGHUP)
+        waited = await servers.logged(server, "^wait_closed (returned|waiting)$", timeout=WINDOW + 5)
+    return (AbandonedWriter(server.version, leak_state, leak_owned, leak_held,
+                            waited.group(1) == "returned"),
+            DeferredClose(server.version, blocked_state, blocked_held, fin, tidy_state))
 
 
 if __name__ == "__main__":

@@ -308,10 +308,12 @@ def _left_open(run: SessionClose, window_s: float) -> bool:
 
 
 def _session_text(run: SessionClose) -> str:
-    return (f"{run.library}: when close() returned the client's end was "
-            f"{run.after_close or 'gone'}{' (its fd)' if run.owned else ''}, so for "
-            f"{_s(run.held_s)} with the loop blocked, closed {_s(run.closed_after_s)} after it "
-            "ran again")
+    said = (f"{run.library}: when close() returned the client's end was "
+            f"{run.after_close or 'gone'}{' (its fd)' if run.owned else ''}")
+    if not _open_states(run.after_close):
+        return said + ", closed already"
+    return (said + f", still open; so for {_s(run.held_s)} with the loop blocked, closed "
+            f"{_s(run.closed_after_s)} after the loop ran again")
 
 
 @judge("L07", C, R, OUT)
