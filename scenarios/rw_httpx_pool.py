@@ -1,20 +1,21 @@
-"""httpx's pool (httpcore) keeps a connection the server closed in CLOSE_WAIT until the next
-request to that origin discards it (claim L08).
+"""httpx's pool (httpcore) keeps connections the server closed in CLOSE_WAIT until the next
+request to that origin discards them (claim L08).
 
-Reported in httpcore #110 (a client doesn't handle a socket in CLOSE_WAIT, the other side
-having closed the connection) and httpx #1315 (connections left active in the pool until
-its limit is hit); C21 (http-pool-close-wait) already shows streamed responses that are
-never closed. Here the responses are read and closed, as they should be, and the pooled,
-idle connections are what the server's keep-alive timeout closes.
+Reported in httpx #95 (a pooled connection the server had closed after its keep-alive
+timeout was not detected when taken from the pool; the maintainer's answer: 0.6.7 handles
+it, and PR #145 in 0.6.8 checks every connection taken from the pool); C21 (http-pool-close-wait)
+already shows streamed responses that are never closed. Here the responses are read and
+closed, as they should be, and the pooled, idle connections are what the server's
+keep-alive timeout closes.
 
 A sync ``httpx.Client`` with max_keepalive_connections=3 holds five streamed responses
 open at once, then reads and closes them all: httpcore keeps three idle connections and
 closes two. The server (the standard library's ThreadingHTTPServer in a child process)
 closes idle connections after 1 s; the client's ends are watched in CLOSE_WAIT over a 1 s
 idle window (httpcore reads nothing from an idle connection, so nothing notices the FIN),
-held by this process's fds. The fixes, in the same run: one more request (httpcore sees the
-idle socket readable on checkout, closes it and connects anew, and the request succeeds)
-and ``Client.close()``. httpx runs in a worker thread (``_rw_pool``).
+held by this process's fds. The fixes, in the same run: one more request (httpcore closes
+every idle connection it finds readable, connects anew, and the request succeeds) and
+``Client.close()``. httpx runs in a worker thread (``_rw_pool``).
 """
 
 from __future__ import annotations

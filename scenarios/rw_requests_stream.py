@@ -2,10 +2,12 @@
 pool; with pool_block=True the next request waits (claim L02).
 
 Reported in requests #3461 (pool_block=True, pool_maxsize=3: streamed requests hang after
-the third; ``close()`` on a partly read response did not give the connection back then,
-fixed by PR #3462) and urllib3 #659 (a streamed response failing mid-read never returns its
-connection: a blocking pool runs dry). Here a Session (pool_maxsize=2, pool_block=True)
-reads only the headers of two 30 kB responses; a third request waits, watched over 1 s.
+the third, ``close()`` on an unread response closed its connection without giving it back;
+requests 2.11.0 gives it back, PR #3462) and urllib3 #659 (a socket timeout while reading
+a streamed body left the response open, so its connection never went back and a blocking
+pool ran dry). requests 2.10 does not import on Python 3.10+: no old release is run.
+Here a Session (pool_maxsize=2, pool_block=True) reads only the headers of two 30 kB
+responses; a third request waits, watched over 1 s.
 The ``http`` script server closes idle connections after 1 s: the unreleased ones go
 CLOSE_WAIT, the unread body in Recv-Q, held by our fds. The fix: closing one response lets
 the waiter through. However the run ends, no thread is left waiting on the pool."""

@@ -12,8 +12,8 @@ two. The server, the standard library's ThreadingHTTPServer in a child process, 
 idle keep-alive connections after 1 s; the client's ends are watched in CLOSE_WAIT over a
 1 s idle window (nothing in urllib3 polls them: the state holds because nobody reads),
 with the fds of this process holding them. The fixes, in the same run: one more request
-(urllib3's ``is_connection_dropped`` check on checkout discards a dead one and connects
-anew) and ``Session.close()`` (the pool closes them all). requests runs in a worker
+(urllib3's ``is_connection_dropped`` check on checkout discards the one it took and
+connects anew: the others stay) and ``Session.close()`` (the pool closes them all). requests runs in a worker
 thread (``_rw_pool``).
 """
 

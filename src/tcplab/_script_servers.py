@@ -177,8 +177,8 @@ def main(argv: list[str]) -> None:
     elif kind == "asyncio":
         asyncio.run(_asyncio_server(sock, float(args[0])))
     elif kind == "aiohttp":
-        asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1]),
-                                    *[float(a) for a in args[2:3]], *args[3:5]))
+        hold, cert, key = float((args[2:3] or ["0"])[0]), *(args[3:5] or ["", ""])
+        asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1]), hold, cert, key))
     elif kind == "aiohttp-client":
         sock.close()
         asyncio.run(_aiohttp_client(args[0]))
