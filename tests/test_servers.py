@@ -44,6 +44,20 @@ def test_release_finds_a_target_install_and_reads_its_version(tmp_path: Path,
     assert servers.version_of("no-such-dist-tcplab") == "not installed"
 
 
+def test_a_scenario_needing_an_old_release_or_an_interpreter_says_what_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tcplab.scenario import Scenario
+
+    monkeypatch.setattr(servers, "RELEASES", tmp_path)
+    this = "{}.{}".format(*sys.version_info[:2])
+    needs = Scenario("x", "x", (), requires=("release:uvicorn==0.15.0", f"interpreter:2.7|{this}"))
+    assert "uvicorn 0.15.0" in (needs.unmet() or "")
+    info = tmp_path / "uvicorn-0.15.0" / "uvicorn-0.15.0.dist-info"
+    info.mkdir(parents=True)
+    assert needs.unmet() is None  # the release is there, and this interpreter's line
+    assert "CPython 2.7" in (Scenario("y", "y", (), requires=("interpreter:2.7",)).unmet() or "")
+
+
 def test_postgres_is_found_on_path_or_in_the_newest_debian_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for version in ("9", "15", "13"):
@@ -152,6 +166,28 @@ async def test_a_script_server_under_another_python_says_what_it_did_and_leaves_
         with pytest.raises(servers.ServerError, match="did not log"):
             await servers.logged(server, "^never said$", timeout=0.1)
     assert _left(server) == (set(), False)
+
+
+@pytest.mark.skipif(servers.version_of("aiohttp") == "not installed" or not shutil.which("openssl"),
+                    reason="needs aiohttp (tcplab[realworld]) and the openssl command")
+async def test_the_aiohttp_client_kind_closes_its_session_blocks_and_leaves_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "scenarios"))
+    from _rw_aiohttp import certificate
+
+    with certificate() as (cert, key):
+        async with (Lab() as lab, servers.script(lab, "aiohttp", 30, 2, 0, cert, key) as server,
+                    servers.script(lab, "aiohttp-client",
+                                   f"https://127.0.0.1:{server.port}/") as client):
+            assert client.version == servers.version_of("aiohttp") == server.version
+            await servers.logged(client, "^got$")
+            (conn,) = servers.watch_all(lab, server, TcpState.ESTABLISHED)
+            assert owner(conn.client.observe(), client.pids()) is not None
+            client.child.signal(signal.SIGUSR1)
+            await servers.logged(client, "^closed\nblocked$")
+            client.child.signal(signal.SIGUSR2)
+            await servers.logged(client, "^released$")
+    assert _left(client) == _left(server) == (set(), False)
 
 
 async def test_watch_all_takes_each_connection_once_and_measure_follows_them() -> None:

@@ -17,12 +17,12 @@ Kinds:
     connection is closed by the server after ``KEEPALIVE_S`` (the handler's socket
     timeout: ``BaseHTTPRequestHandler.handle_one_request`` gives up on the read and the
     server closes), as a production server's keep-alive timeout does.
-``asyncio WAIT_S``
+``asyncio [WAIT_S]``
     ``asyncio.start_server`` whose handler reads one line and acts on it: ``leak`` returns
     without ``writer.close()``; ``block`` calls ``close()`` and then blocks the event loop
     until SIGUSR2 (so the loop does not run again meanwhile); ``tidy`` calls ``close()``
     and awaits ``wait_closed()``. SIGUSR1 runs ``gc.collect()``; SIGHUP closes the server
-    and waits up to ``WAIT_S`` for ``Server.wait_closed()``. It prints what it did.
+    and waits up to ``WAIT_S`` (1 s) for ``Server.wait_closed()``. It prints what it did.
 ``aiohttp KEEPALIVE_S WS_TIMEOUT_S [HOLD_S [CERT KEY]]``
     An ``aiohttp.web`` server: ``/`` answers a short body (connections kept alive for
     ``KEEPALIVE_S``), ``/ws`` is a websocket echo handler (``WebSocketResponse(timeout=
@@ -175,7 +175,7 @@ def main(argv: list[str]) -> None:
     if kind == "http":
         serve_http(sock, float(args[0]), int(args[1]))
     elif kind == "asyncio":
-        asyncio.run(_asyncio_server(sock, float(args[0])))
+        asyncio.run(_asyncio_server(sock, float((args or ["1"])[0])))
     elif kind == "aiohttp":
         hold, cert, key = float((args[2:3] or ["0"])[0]), *(args[3:5] or ["", ""])
         asyncio.run(_aiohttp_server(sock, float(args[0]), float(args[1]), hold, cert, key))
