@@ -161,6 +161,14 @@ def l02(m: StreamedUnreleased) -> Judgement:
                      "requests 2.11.0 (PR #3462, the fix of #3461)")
 
 
+def _current_or_old(summary: str, current: bool, old: bool, why_old: str) -> Judgement:
+    """Confirmed when the current release (or CPython line) shows it; outdated when only an
+    older one measured does (``why_old``: which, and what changed); refuted when none does."""
+    if current:
+        return Judgement(C, summary)
+    return Judgement(OUT, summary + why_old) if old else Judgement(R, summary)
+
+
 def _open_states(state: str | None) -> bool:
     """Is a socket in ``state`` still open by its owner (not closed by it, not gone)?"""
     return state in ("ESTABLISHED", CW)
@@ -215,17 +223,15 @@ def l03(m: AbandonedWriters) -> Judgement:
     if not m.runs:
         return Judgement(R, summary)
     current = m.runs[-1]
-    if _leaks(current, m.window_s):
-        if current.wait_closed_returned is False:
-            return Judgement(C, summary)
+    if _leaks(current, m.window_s) and current.wait_closed_returned is not False:
         return Judgement(P, summary + f": on {current.python} wait_closed() did not wait for "
                          "the leaked connection")
     leaking = [r.python for r in m.runs[:-1] if _leaks(r, m.window_s)]
-    if leaking:
-        return Judgement(OUT, summary + f": the abandoned writer leaks on Python "
-                         f"{', '.join(leaking)}, not on {current.python}, the current line "
-                         "(its StreamWriter closes the transport once collected: gh-114914)")
-    return Judgement(R, summary)
+    return _current_or_old(
+        summary, _leaks(current, m.window_s), bool(leaking),
+        f": the abandoned writer leaks on Python {', '.join(leaking)}, not on "
+        f"{current.python}, the current line (its StreamWriter closes the transport once "
+        "collected: gh-114914)")
 
 
 @dataclass(frozen=True)
@@ -324,13 +330,11 @@ def l07(m: AiohttpSessionClose) -> Judgement:
     runs = [m.current, *([m.old] if m.old is not None else [])]
     summary = "; ".join(map(_session_text, runs)) + (
         f" (TLS on loopback; window {m.window_s:g} s, held: {HELD_SHARE:.0%} of it)")
-    if _left_open(m.current, m.window_s):
-        return Judgement(C, summary)
-    if m.old is not None and _left_open(m.old, m.window_s):
-        return Judgement(OUT, summary + f": left open by {m.old.library}, not by "
-                         f"{m.current.library}; fixed in aiohttp 3.12.4 (PR #11074: "
-                         "BaseConnector.close() waits for its connections to close)")
-    return Judgement(R, summary)
+    old = m.old is not None and _left_open(m.old, m.window_s)
+    return _current_or_old(
+        summary, _left_open(m.current, m.window_s), old,
+        f": left open by {m.old and m.old.library}, not by {m.current.library}; fixed in "
+        "aiohttp 3.12.4 (PR #11074: BaseConnector.close() waits for its connections to close)")
 
 
 @dataclass(frozen=True)
@@ -375,11 +379,11 @@ def l11(m: WsClose) -> Judgement:
     summary = "; ".join(map(_ws_text, runs)) + (
         f" (the handler runs {m.hold_s:g} s on after the close; window {m.window_s:g} s, "
         f"held: {HELD_SHARE:.0%} of it)")
-    if _held(m.current.close_wait_s, m.window_s):
-        return Judgement(C, summary)
-    if m.old is not None and _held(m.old.close_wait_s, m.window_s):
-        return Judgement(OUT, summary + f": CLOSE_WAIT on {m.old.library}, not on "
-                         f"{m.current.library}")
-    return Judgement(R, summary + ": aiohttp's client closes its end after the close "
-                     "handshake and the server's end closes on that FIN; #8184's bug keeps "
-                     "a waiting client's connection ESTABLISHED (fixed in 3.9.4, PR #8200)")
+    current = _held(m.current.close_wait_s, m.window_s)
+    old = m.old is not None and _held(m.old.close_wait_s, m.window_s)
+    if not (current or old):
+        summary += (": aiohttp's client closes its end after the close handshake and the "
+                    "server's end closes on that FIN; #8184's bug keeps a waiting client's "
+                    "connection ESTABLISHED (fixed in 3.9.4, PR #8200)")
+    return _current_or_old(summary, current, old, f": CLOSE_WAIT on {m.old and m.old.library}, "
+                           f"not on {m.current.library}")
