@@ -68,6 +68,9 @@ def _command(name: str) -> tuple[Callable[[], bool], str]:
 PYTHON_PACKAGE = "python:"
 #: Prefix of a requirement on a program on PATH (``"program:redis-server"``).
 PROGRAM = "program:"
+#: Prefix of a requirement on an old release of a library installed under
+#: ``tcplab.servers.RELEASES`` (``"release:uvicorn==0.17.0"``), measured beside the pinned one.
+RELEASE = "release:"
 
 
 def python_package_version(name: str) -> str | None:
@@ -87,6 +90,12 @@ def _requirement(name: str) -> tuple[Callable[[], bool], str]:
                 "(pip install 'tcplab[realworld]', or `nox -s realworld`)")
     if name.startswith(PROGRAM):
         return _command(name.removeprefix(PROGRAM))
+    if name.startswith(RELEASE):
+        dist, _, version = name.removeprefix(RELEASE).partition("==")
+        servers = importlib.import_module("tcplab.servers")
+        return (lambda: servers.release(dist, version) is not None,
+                f"needs {dist} {version} installed under {servers.RELEASES} "
+                "(`nox -s realworld` installs the old releases it measures)")
     return REQUIREMENTS.get(name, (lambda: False, f"needs {name}, unknown here"))
 
 
