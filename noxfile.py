@@ -110,8 +110,9 @@ def realworld(session: nox.Session) -> None:
 
 
 #: ``(directory, requirements...)`` of the old releases the realworld scenarios measure.
-OLD_RELEASES = (
-    ("uvicorn-0.15.0", "uvicorn==0.15.0", "uvloop==0.23.0", "httptools==0.9.0"),  # rw-uvicorn
+OLD_RELEASES = (  # rw-uvicorn-closers: #1199's release, the last before #1332, the first after
+    *((f"uvicorn-{v}", f"uvicorn=={v}", "uvloop==0.23.0", "httptools==0.9.0")
+      for v in ("0.15.0", "0.17.0", "0.17.1")),
 )
 
 

@@ -250,10 +250,6 @@ KERNEL_CLAIMS: tuple[Claim, ...] = (
 
 
 
-#: Why L10 is not judged here: what was tried, on which Pythons and grpcio releases.
-L10_UNREPRODUCIBLE = "TODO"
-
-
 def _l(id: str, source: str, statement: str) -> Claim:
     return Claim(id, LIBRARIES, (), statement, source=source)
 
@@ -312,10 +308,11 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "max_lifetime shorter than the server's timeout does not help, as the pool looks at a "
        "connection's age only when it comes back; a pool that checks connections before "
        "handing them out (check=ConnectionPool.check_connection) replaces them."),
-    Claim("L10", LIBRARIES, (), "Closing a grpc.aio channel while a bidirectional "
-          "stream's reader task is being cancelled (cancel() not awaited) leaves the "
-          "channel's TCP connection ESTABLISHED after close() returned, unreachable from "
-          "Python.", source="grpc #42125", unreproducible=L10_UNREPRODUCIBLE),
+    _l("L10", "grpc #42125, PR #43121",
+       "Closing a grpc.aio channel while a bidirectional stream's reader task is being "
+       "cancelled (cancel() called, not awaited) leaves the channel's TCP connection "
+       "ESTABLISHED after close() returned, out of reach of the program: nothing it can "
+       "still do closes it; awaiting the cancelled reader before close() avoids it."),
     _l("L12", "uvicorn #1199, PRs #1332, #1354, #1355",
        "uvicorn leaves the server's end of a connection that the client closed before "
        "sending anything (a load balancer's TCP health check) in CLOSE_WAIT for good."),

@@ -1,5 +1,5 @@
-"""Judges of the leaks real servers and pools show (L04, L12, L05, L06, L09): uvicorn,
-gunicorn, redis-py against Redis, psycopg_pool against PostgreSQL.
+"""Judges of the leaks real servers and pools show (L04, L12, L05, L06, L09, L10): uvicorn,
+gunicorn, redis-py against Redis, psycopg_pool against PostgreSQL, grpc.aio.
 
 For these claims "outdated" means: the leak held in an older release of the library (the
 judge names it and the release that changed it) and not in the one installed, both measured
@@ -388,3 +388,47 @@ def l09(m: ServerClosedPool) -> Judgement:
         return Judgement(R, text)
     confirmed = _hands_out_dead(m.default) and _hands_out_dead(m.lifetime) and fixed
     return Judgement(C if confirmed else P, text)
+
+
+# -- L10: grpc.aio channel.close() racing a cancelled reader --------------------------------
+
+@dataclass(frozen=True)
+class ChannelRace:
+    """Sessions that cancel a bidi stream's reader without awaiting it and close the channel
+    at once (grpc #42125), each channel with its own connection; then the fix."""
+
+    library: str = ""
+    python: str = ""
+    sessions: int = 0
+    #: client ends still ESTABLISHED once every close() returned, how long they all stayed
+    #: (up to ``window_s``), and who held the first
+    open_after_close: int = 0
+    held_s: float = 0.0
+    window_s: float = 0.0
+    owner: str | None = None
+    #: still ESTABLISHED after the program dropped its cancelled reader tasks and collected
+    #: garbage (2 s allowed)
+    open_after_drop: int = 0
+    #: the fix (the cancelled reader awaited before close()): ends ESTABLISHED 2 s after
+    open_after_fix: int = 0
+
+
+@judge("L10", C, P, R)
+def l10(m: ChannelRace) -> Judgement:
+    """Every raced session's connection stays ESTABLISHED after close() returned, held by
+    the program through the window: confirmed if it also outlives the program's last
+    reference to the cancelled reader (unreachable from Python) and the fix leaves none;
+    partly if it closes once the reader task is dropped, or the fix leaves some; refuted if
+    close() closes them."""
+    kept = (m.sessions > 0 and m.open_after_close == m.sessions and m.owner is not None
+            and held(m.held_s, m.window_s))
+    text = (f"{m.library or 'grpcio ?'} on {m.python or 'Python ?'}: of {m.sessions} channels "
+            f"closed while their reader's cancellation was pending, {m.open_after_close} "
+            f"connections ESTABLISHED after close() returned, for {m.held_s:.1f} s of "
+            f"{m.window_s:.1f} s ({_who(m.owner)}); {m.open_after_drop} still open once the "
+            f"program dropped the cancelled reader tasks; awaiting the cancelled reader before "
+            f"close() left {m.open_after_fix} open")
+    if not kept:
+        return Judgement(R, text)
+    unreachable = m.open_after_drop == m.open_after_close
+    return Judgement(C if unreachable and m.open_after_fix == 0 else P, text)
