@@ -1,9 +1,10 @@
-"""Cases for the judges of real servers and pools (L04, L12, L05, L06, L09)."""
+"""Cases for the judges of real servers and pools (L04, L12, L05, L06, L09, L10)."""
 
 from __future__ import annotations
 
 from judge_case import Case
 from tcplab.judges.servers import (
+    ChannelRace,
     EarlyCloseRun,
     GunicornRun,
     HealthChecks,
@@ -59,6 +60,12 @@ def pg_run(check: str, error: str | None, close_wait: int = 2, held: float = 3.0
 DEAD = "IdleSessionTimeout: terminating connection due to idle-session timeout"
 CHECKED = pg_run("ConnectionPool.check_connection", None)
 LIFETIME = pg_run("", DEAD, lifetime=1.5)
+
+
+def race(open_after_close: int = 4, held: float = 3.0, after_drop: int = 0,
+         after_fix: int = 0, owner: str | None = "python/7/fd13") -> ChannelRace:
+    return ChannelRace("grpcio 1.85.3", "Python 3.11.7", 4, open_after_close, held, 3.0, owner,
+                       after_drop, after_fix)
 
 
 def pg(default: PoolRun, lifetime: PoolRun | None = LIFETIME,
@@ -156,4 +163,15 @@ CASES = [
          P, ("the max_lifetime pool was not measured", "the checked pool was not measured")),
     Case("L09", "the server never closed the idle sessions",
          pg(pg_run("", None, close_wait=0, held=0.0)), R),
+    # L10
+    Case("L10", "every raced connection outlives close() and the program's references",
+         race(after_drop=4), C, ("4 connections ESTABLISHED after close() returned",)),
+    Case("L10", "open after close(), but closed once the cancelled tasks are dropped",
+         race(), P, ("0 still open once the program dropped",)),
+    Case("L10", "unreachable, but the fix leaves one open too", race(after_drop=4, after_fix=1),
+         P, ("left 1 open",)),
+    Case("L10", "close() closed every connection", race(0, 0.0, owner=None), R, ("0 connections",)),
+    Case("L10", "only some raced sessions keep their connection open", race(2, after_drop=2), P,
+         ("2 connections ESTABLISHED",)),
+    Case("L10", "open for 2.8 s of 3 s: not held", race(held=2.8, after_drop=4), R),
 ]
