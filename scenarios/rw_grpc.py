@@ -50,8 +50,8 @@ async def run(lab: Lab, verdicts: Verdicts) -> None:
         await within(lambda: count_in(fixed, S.ESTABLISHED) == 0, timeout=2.0)
         fixed_open = count_in(fixed, S.ESTABLISHED)
     verdicts.judge("L10", ChannelRace(
-        f"grpcio {server.version}", f"Python {sys.version.split()[0]}", SESSIONS, len(raced),
-        held, WINDOW, holder, after_drop, fixed_open))
+        SESSIONS, WINDOW, len(raced), held, holder, after_drop, fixed_open,
+        f"grpcio {server.version}", f"Python {sys.version.split()[0]}"))
 
 
 if __name__ == "__main__":

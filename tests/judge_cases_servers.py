@@ -64,8 +64,8 @@ LIFETIME = pg_run("", DEAD, lifetime=1.5)
 
 def race(open_after_close: int = 4, held: float = 3.0, after_drop: int = 0,
          after_fix: int = 0, owner: str | None = "python/7/fd13") -> ChannelRace:
-    return ChannelRace("grpcio 1.85.3", "Python 3.11.7", 4, open_after_close, held, 3.0, owner,
-                       after_drop, after_fix)
+    return ChannelRace(4, 3.0, open_after_close, held, owner, after_drop, after_fix,
+                       "grpcio 1.85.3", "Python 3.11.7")
 
 
 def pg(default: PoolRun, lifetime: PoolRun | None = LIFETIME,

@@ -144,10 +144,10 @@ def _early_leaks(run: EarlyCloseRun) -> bool:
 
 
 def _early_text(run: EarlyCloseRun) -> str:
-    return (f"uvicorn {run.version or '?'} ({run.stack or '?'}): {run.close_wait} of "
-            f"{run.closers} server ends in CLOSE_WAIT, the first for "
-            f"{run.close_wait_held_s:.1f} s of {run.window_s:.1f} s ({_who(run.close_wait_owner)}; "
-            f"the client's end {run.closer_state or 'gone'})")
+    first = (f"the first for {run.close_wait_held_s:.1f} s of {run.window_s:.1f} s "
+             f"({_who(run.close_wait_owner)}; the client's end {run.closer_state or 'gone'})")
+    return f"uvicorn {run.version or '?'} ({run.stack or '?'}): {run.close_wait} of " \
+        f"{run.closers} server ends in CLOSE_WAIT, {first}"
 
 
 @judge("L12", C, R, OUT)
@@ -397,20 +397,22 @@ class ChannelRace:
     """Sessions that cancel a bidi stream's reader without awaiting it and close the channel
     at once (grpc #42125), each channel with its own connection; then the fix."""
 
-    library: str = ""
-    python: str = ""
-    sessions: int = 0
-    #: client ends still ESTABLISHED once every close() returned, how long they all stayed
-    #: (up to ``window_s``), and who held the first
-    open_after_close: int = 0
-    held_s: float = 0.0
-    window_s: float = 0.0
-    owner: str | None = None
-    #: still ESTABLISHED after the program dropped its cancelled reader tasks and collected
-    #: garbage (2 s allowed)
-    open_after_drop: int = 0
-    #: the fix (the cancelled reader awaited before close()): ends ESTABLISHED 2 s after
-    open_after_fix: int = 0
+    #: the raced sessions, the window their connections were watched over; of their client
+    #: ends, those still ESTABLISHED once every close() returned, how long they all stayed
+    #: (up to the window), and who held the first
+    sessions: int
+    window_s: float
+    open_after_close: int
+    held_s: float
+    owner: str | None
+    #: still ESTABLISHED once the program dropped its cancelled reader tasks and collected
+    #: garbage (2 s allowed); and those of the fix (the cancelled reader awaited before
+    #: close()) 2 s after it returned
+    open_after_drop: int
+    open_after_fix: int
+    #: "grpcio 1.85.3", "Python 3.11.7"
+    library: str
+    python: str
 
 
 @judge("L10", C, P, R)
