@@ -1,18 +1,16 @@
 """psycopg_pool and PostgreSQL's ``idle_session_timeout`` (claim L09; psycopg #584).
 
 PostgreSQL ends a session idle longer than ``idle_session_timeout`` (a FATAL message, then
-its FIN). A pool's idle connections are such sessions: each sits in CLOSE_WAIT in the pool,
-the goodbye unread, and the pool hands it out; the query fails. #584's setup: min_size=2 and
-a ``max_lifetime`` below the server's timeout, which does not help (the pool checks ages
-only when a connection comes back). psycopg_pool 3.2.0 added
-``check=ConnectionPool.check_connection``, a test before handing out; the default is still
-no check. Three pools (default, #584's, checked), one real PostgreSQL child.
+its FIN): a pooled connection sits in CLOSE_WAIT, the goodbye unread, and the pool hands it
+out; the query fails. #584: min_size=2 and a ``max_lifetime`` below the server's timeout do
+not help (ages are checked when a connection comes back). psycopg_pool 3.2.0 added
+``check=ConnectionPool.check_connection`` (the default is still no check). Three pools
+(default, #584's, checked) against one real PostgreSQL child.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import psycopg
 import trio
@@ -24,6 +22,7 @@ from tcplab.judges.servers import PoolRun, ServerClosedPool
 
 POOL, IDLE_S, WINDOW = 2, 2, 3.0  # the pool hands a new connection over in about 1 s
 LIFETIME = 1.5  # #584: below IDLE_S, and above the time a burst takes to come back
+Check = Callable[[psycopg.Connection], None]
 scenario = Scenario(
     id="rw-psycopg", title="psycopg_pool vs idle_session_timeout: dead pooled connections handed out",
     claims=("L09",), tags=("realworld",), timeout=90.0,
@@ -41,11 +40,11 @@ def first_query(pool: ConnectionPool) -> str | None:
     return None
 
 
-async def measure(lab: Lab, server: servers.Server, check: Callable[[Any], None] | None = None,
+async def measure(lab: Lab, server: servers.Server, check: Check | None = None,
                   lifetime: float | None = None) -> PoolRun:
     dsn = f"host={server.host} port={server.port} user=postgres dbname=postgres sslmode=disable"
-    pool: ConnectionPool = ConnectionPool(dsn, min_size=POOL, max_size=POOL, open=False, check=check,
-                                          max_lifetime=lifetime or 3600.0)
+    pool: ConnectionPool = ConnectionPool(dsn, min_size=POOL, max_size=POOL, open=False,
+                                          check=check, max_lifetime=lifetime or 3600.0)
     await trio.to_thread.run_sync(lambda: pool.open(wait=True, timeout=20))
     try:
         conns = [pool.getconn() for _ in range(POOL)]  # a burst: all in use at once
