@@ -111,7 +111,9 @@ def realworld(session: nox.Session) -> None:
 
 #: ``(directory, requirements...)`` of the old releases the realworld scenarios measure.
 OLD_RELEASES = (
-    ("uvicorn-0.15.0", "uvicorn==0.15.0", "uvloop==0.23.0", "httptools==0.9.0"),  # rw-uvicorn
+    # rw-uvicorn-closers: #1199's release, the last before #1332, the first after
+    *((f"uvicorn-{v}", f"uvicorn=={v}", "uvloop==0.23.0", "httptools==0.9.0")
+      for v in ("0.15.0", "0.17.0", "0.17.1")),
     ("aiohttp-3.12.3", "aiohttp==3.12.3"),  # rw-aiohttp: before PR #11074 (3.12.4)
     ("aiohttp-3.9.3", "aiohttp==3.9.3"),  # rw-aiohttp-ws: before PR #8200 (3.9.4)
 )

@@ -131,6 +131,16 @@ def test_ctrl_c_stops_the_server_and_removes_its_directory(tmp_path: Path) -> No
     assert not Path(directory).exists()
 
 
+async def test_a_self_bound_server_says_its_port_and_version_and_leaves_nothing() -> None:
+    code = ("import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(); "
+            "print('serving 1.2.3', s.getsockname()[1], flush=True); time.sleep(60)")
+    async with Lab() as lab, servers.self_bound(lab, "own", [sys.executable, "-c", code]) as server:
+        assert server.version == "1.2.3" and server.port > 0
+        conn = await servers.dial(lab, server)
+        assert conn.client.observe() is not None
+    assert _left(server) == (set(), False)
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server")
 async def test_redis_retries_on_another_port_when_its_port_was_taken(
         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -276,24 +276,24 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "that connection: the protocol keeps the StreamWriter alive, so it is never "
        "collected, the server's end sits in CLOSE_WAIT once the client closes, and "
        "Server.wait_closed() then waits for good."),
-    _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
-       "uvicorn arms its keep-alive timeout only after a response, so nothing times out a "
-       "client that never sends a request; in 0.14.0 to 0.17.1 (the asyncio-streams "
-       "handler) a client that closed before sending anything, like a TCP health check, "
-       "left the server's end in CLOSE_WAIT for good; 0.17.2 went back to a protocol that "
-       "closes on end of file."),
+    _l("L04", "uvicorn PR #1192, #1199",
+       "uvicorn arms its keep-alive timeout only when a response completes, so a client that "
+       "connects and never sends a request is never timed out: the server keeps its end "
+       "ESTABLISHED for as long as the client stays (PR #1192, which would arm the timer "
+       "when the connection is made, was not merged)."),
     _l("L05", "gunicorn #2707, #2781",
-       "gunicorn's sync worker serves one connection at a time with no read timeout: a "
-       "client that keeps a connection open without sending holds it until the arbiter "
-       "replaces the worker after --timeout, and connections that clients abandon "
-       "meanwhile wait in CLOSE_WAIT in the listen queue, owned by no process; the gthread "
-       "worker keeps serving, and (since 25.2.0) closes a client that sends nothing after "
-       "5 s plus its keep-alive."),
+       "gunicorn's sync worker serves one connection at a time and reads it with no timeout "
+       "of its own: a client that connects and sends nothing holds the worker until the "
+       "arbiter replaces it after --timeout, and the clients queued behind it that give up "
+       "meanwhile leave their server ends in CLOSE_WAIT in the listen queue, owned by no "
+       "process, until then (our explanation of #2707's pile of CLOSE_WAIT, where no cause "
+       "was found); the gthread worker keeps serving them, and closes a client that never "
+       "sends a request (#2781)."),
     _l("L06", "redis-py #306, #1235, #1364, PR #886",
        "redis-py's connection pool never reaps idle connections: those the Redis server "
        "closed after its `timeout` stay in CLOSE_WAIT, held by the application, until the "
-       "pool hands them out again (then it reconnects quietly); only closing the pool's "
-       "idle connections frees the rest."),
+       "pool hands each out again (it then finds it closed and reconnects quietly, one per "
+       "checkout); closing the pool's idle connections (pool.disconnect) frees them all."),
     _l("L07", "aiohttp #1115, #3736, #1925, PR #11074",
        "aiohttp's ClientSession.close() returns before the sockets of its connections are "
        "closed: their transports close on a later turn of the event loop (over TLS, after a "
@@ -306,21 +306,22 @@ LIBRARY_CLAIMS: tuple[Claim, ...] = (
        "connection and is sent on a new one; closing the client closes them too."),
     _l("L09", "psycopg #584",
        "psycopg_pool keeps idle connections that PostgreSQL closed through "
-       "idle_session_timeout in CLOSE_WAIT and hands them out, so the next query fails, "
-       "unless the pool checks connections first (check=ConnectionPool.check_connection, "
-       "psycopg_pool 3.2)."),
-    Claim("L10", LIBRARIES, (), "Closing a grpc.aio channel while a bidirectional "
-          "stream's reader task is being cancelled (cancel() not awaited) leaves the "
-          "channel's TCP connection ESTABLISHED after close() returned, unreachable from "
-          "Python.", source="grpc #42125", unreproducible="not reproduced here: 80 sessions "
-          "each way (reader cancelled with and without a writer, close() with and without "
-          "grace) on grpcio 1.85.3 and 1.80.0, the release it was reported on, left no "
-          "connection open under Python 3.11; the report used Python 3.13 and its own "
-          "server, and a fix (grpc PR #43121) was later said to be incomplete"),
+       "idle_session_timeout in CLOSE_WAIT and hands them out, so the next query fails; a "
+       "max_lifetime shorter than the server's timeout does not help, as the pool looks at a "
+       "connection's age only when it comes back; a pool that checks connections before "
+       "handing them out (check=ConnectionPool.check_connection) replaces them."),
+    _l("L10", "grpc #42125, PR #43121",
+       "Closing a grpc.aio channel while a bidirectional stream's reader task is being "
+       "cancelled (cancel() called, not awaited) leaves the channel's TCP connection "
+       "ESTABLISHED after close() returned, out of reach of the program: nothing it can "
+       "still do closes it; awaiting the cancelled reader before close() avoids it."),
     _l("L11", "aiohttp #4805, #8184, PR #8200",
        "After an aiohttp client's ws.close(), the server's end of the websocket connection "
        "stays in CLOSE_WAIT for seconds (about 10 s in #4805), because the server does not "
        "close the connection after the close handshake while its handler still runs (#8184)."),
+    _l("L12", "uvicorn #1199, PRs #1332, #1354, #1355",
+       "uvicorn leaves the server's end of a connection that the client closed before "
+       "sending anything (a load balancer's TCP health check) in CLOSE_WAIT for good."),
     _l("L13", "python/asyncio #466; aiohttp #1115",
        "asyncio's StreamWriter.close() (a transport's close()) only starts the close: the "
        "socket is closed and its FIN sent the next time the event loop runs, and await "

@@ -463,6 +463,22 @@ async def postgres(lab: Lab, *settings: str) -> AsyncIterator[Server]:
             yield running
 
 
+@asynccontextmanager
+async def self_bound(lab: Lab, name: str, argv: Sequence[str]) -> AsyncIterator[Server]:
+    """A program that binds its own ephemeral loopback port (a grpc.aio server cannot take
+    over a socket) and logs ``serving <version> <port>`` once it listens: its port and
+    version come from that line. Stopped, and its directory removed, when the block ends."""
+
+    async def ready(server: Server) -> None:
+        found = await logged(server, r"^serving (\S+) (\d+)$", timeout=START_S)
+        server.version, server.port = found.group(1), int(found.group(2))
+
+    async with _directory(name) as directory:
+        child = await _spawn(lab, argv, directory, env=_python_env(None))
+        async with _running(lab, Server(name, child, 0, directory, "unknown"), ready) as running:
+            yield running
+
+
 # -- clients of a server, observed from both ends ------------------------------------------
 
 async def dial(lab: Lab, server: Server, label: str = "client") -> Connection:
