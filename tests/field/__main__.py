@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -95,7 +96,9 @@ def main(argv: list[str]) -> int:
             name = f"{record['suite']}-{record['index']}-{record['mode']}"
             (runs_dir / f"{name}.record.json").write_text(json.dumps(record, indent=1))
             records.append(record)
-    command = "nox -s plugin-field" + (f" -- {' '.join(argv)}" if argv else "")
+    shown = [a for i, a in enumerate(argv)  # as typed after nox's --, without nox's --work
+             if a != "--work" and (i == 0 or argv[i - 1] != "--work")]
+    command = "nox -s plugin-field" + (f" -- {shlex.join(shown)}" if shown else "")
     meta = {
         "date": datetime.date.today().isoformat(),
         "command": command,

@@ -313,7 +313,7 @@ def render_markdown(summaries: Sequence[SuiteSummary], *, heading: str = "") -> 
         without = (f"{_n(s.without_passed)} passed, {_n(s.without_failed)} failed, "
                    f"{s.without_s:.1f} s")
         with_ = (f"{_n(s.with_passed)} passed, {_n(s.with_failed)} failed "
-                 f"({_n(s.with_leak_failures)} leak failures), {s.with_s:.1f} s")
+                 f"({_n(s.with_leak_failures)} by the leak check), {s.with_s:.1f} s")
         lines.append(
             f"| {s.title} ({s.tests:,}; {_n(s.skipped)} skipped or xfail) | {without} | {with_} | {s.ratio:.2f}× "
             f"({s.overhead_ms_per_test:+.1f} ms/test) | {len(s.real)} / {len(s.false)} |")
