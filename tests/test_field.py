@@ -169,6 +169,9 @@ def test_the_table_takes_medians_and_counts_each_flagged_test_once() -> None:
     assert "| demo 1.0 (10; 1 skipped or xfail) | 8 passed, 1 failed, 11.0 s |" in markdown
     assert "| demo | `t0` | 3/3 | fd 5 127.0.0.1:5 -> 0.0.0.0:0 LISTEN |" in markdown
     assert "| demo | closed by fixture teardown: server | 1 |" in markdown
+    assert "Every flagged test" not in markdown
+    assert "| demo | `t1` | 2/3 | no | closed by fixture teardown: server |" in render_markdown(
+        [summary], every=True)
     (data,) = json.loads(json.dumps(to_json([summary])))
     assert (data["real"], data["false"], data["ratio"]) == (1, 1, 1.136)
 

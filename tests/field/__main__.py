@@ -7,8 +7,9 @@
     nox -s plugin-field -- --suites anyio -k sockets   # passed on to the suite's pytest
     nox -s plugin-field -- --table-only          # the table again from results/field/runs
 
-Results: ``results/field/field.md`` and ``field.json`` (the table, every flagged socket
-classified, the versions installed), ``results/field/runs/`` (each run's record and log).
+Results: ``results/field/field.md`` (the table printed, then every flagged test) and
+``field.json`` (the table, every flagged socket classified, the versions installed),
+``results/field/runs/`` (each run's record and log).
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _table(records: list[dict[str, Any]], meta: dict[str, Any], results: Path) -
                f"`{meta['command']}`; session {meta['session_s']:.0f} s.\n")
     markdown = render_markdown(summaries, heading=heading)
     results.mkdir(parents=True, exist_ok=True)
-    (results / "field.md").write_text(markdown)
+    (results / "field.md").write_text(render_markdown(summaries, heading=heading, every=True))
     (results / "field.json").write_text(json.dumps(
         {"meta": meta, "suites": to_json(summaries)}, indent=1))
     return markdown
@@ -72,6 +73,7 @@ def _tcplab_version() -> str:
 
 def main(argv: list[str]) -> int:
     args, extra = _parse(argv)
+    args.results = args.results.resolve()  # the runs write into it from their own cwd
     runs_dir = args.results / "runs"
     if args.table_only:
         saved = [json.loads(p.read_text()) for p in sorted(runs_dir.glob("*.record.json"))]

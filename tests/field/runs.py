@@ -64,8 +64,10 @@ def run_once(prepared: Prepared, work: Path, out_dir: Path, mode: str, index: in
     name = f"{suite.name}-{index}-{mode}"
     probe_out = out_dir / f"{name}.probe.json"
     probe_out.unlink(missing_ok=True)
+    # As a user's shell would have it: not nox's session variables (its TMPDIR, deep inside
+    # .nox, would lengthen the suites' AF_UNIX socket paths towards their 108-byte limit).
     env = {key: value for key, value in os.environ.items()
-           if key not in {"PYTHONPATH", "PYTEST_ADDOPTS", "VIRTUAL_ENV"}}
+           if key not in {"PYTHONPATH", "PYTEST_ADDOPTS", "VIRTUAL_ENV", "TMPDIR"}}
     env.update(PYTHONPATH=str(probe_dir), TCPLAB_FIELD_OUT=str(probe_out),
                PYTHONDONTWRITEBYTECODE="1")
     args = [*hosts_wrapper(work), str(prepared.pytest), *COMMON_ARGS, *layout.args, *extra]

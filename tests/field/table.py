@@ -301,8 +301,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(summaries: Sequence[SuiteSummary], *, heading: str = "") -> str:
-    """The result table, the real leaks with their evidence, the false alarms by cause."""
+def render_markdown(summaries: Sequence[SuiteSummary], *, heading: str = "",
+                    every: bool = False) -> str:
+    """The result table, the real leaks with their evidence, the false alarms by cause;
+    with ``every``, a last table with each flagged test and its classification."""
     lines = [heading] if heading else []
     lines += [
         "| suite (tests run) | without the check | with `--tcplab-leaks` | wall time with / "
@@ -351,6 +353,15 @@ def render_markdown(summaries: Sequence[SuiteSummary], *, heading: str = "") -> 
     if mixed:
         lines += ["", "Classified differently between runs (counted as real above): "
                   + ", ".join(f"{s.suite} `{t.nodeid}`" for s, t in mixed) + "."]
+    if every and any(s.flagged for s in summaries):
+        lines += ["", "Every flagged test:", "",
+                  "| suite | test | runs flagged | real leak | causes (each socket, every run) |",
+                  "|---|---|---|---|---|"]
+        for s in summaries:
+            for test in s.flagged:
+                lines.append(f"| {s.suite} | `{_cell(test.nodeid)}` | {test.runs}/{s.runs} | "
+                             f"{'yes' if test.real else 'no'} | "
+                             f"{_cell('; '.join(sorted(test.causes())))} |")
     return "\n".join(lines) + "\n"
 
 

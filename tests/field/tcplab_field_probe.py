@@ -46,8 +46,8 @@ SOCKET_LINE = re.compile(
     r"^(?P<indent>[ \t]*)fd\s+(?P<fd>\d+)\s+(?P<local>\S+) -> (?P<remote>\S+)\s+"
     r"(?P<state>[A-Z][A-Z0-9_]*)(?P<rest>.*)$"
 )
-#: The failure is the leak check's own: its header names TCP sockets of this process.
-LEAK_HEADER = re.compile(r"TCP sockets?\b")
+#: The failure is the leak check's own: its header names TCP sockets (or tcplab).
+LEAK_HEADER = re.compile(r"TCP sockets?\b|tcplab")
 #: Lines of "where opened" kept per socket.
 WHERE_LINES = 12
 
