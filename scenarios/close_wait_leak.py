@@ -13,11 +13,11 @@ purpose: CLOSE_WAIT is held by the application itself.
 from __future__ import annotations
 
 import _closewait as h
-from _leaves import path_of, state_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import reaches, within
 from tcplab.judges import closewait as m
 from tcplab.kernel import sysctl
+from tcplab.measure import path_of, state_of
 
 S = TcpState
 LINGER, WATCH, SHARED = 1, 3.0, 3

@@ -12,11 +12,11 @@ only shut down (it answers). Ten more peers half-close against a leaking and a c
 from __future__ import annotations
 
 import _keepalive as ka
-from _leaves import state_of
 from tcplab import Lab, Scenario, Verdicts
 from tcplab import TcpState as S
 from tcplab.judges.timers import LATE_S, CloseWaitBound, KeepaliveClearsCloseWait
 from tcplab.kernel import sysctl
+from tcplab.measure import state_of
 
 # idle, interval, probes: 2 s, 4 s, 3 s, 4 s (first probe at 2 s, after the peer's 1 s)
 LOW, HIGH, LIVE, CLOSING, LINGER2 = (1, 1, 1), (2, 1, 2), (1, 1, 2), (2, 1, 2), 1

@@ -15,12 +15,12 @@ of its own FIN then moves it to TIME_WAIT (tcp_rcv_state_process, case TCP_CLOSI
 from __future__ import annotations
 
 from _fins import ack_of, fin_of, t_of
-from _leaves import leaves, path_of, traced_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import ExpectationFailed, holds, segments
 from tcplab.holding import episodes
 from tcplab.judges.closing import SimultaneousClose
 from tcplab.kernel.qdisc import Valve
+from tcplab.measure import leaves, path_of, traced_of
 
 S = TcpState
 HOLD = 1.0

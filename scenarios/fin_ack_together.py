@@ -16,10 +16,10 @@ FIN_WAIT2 for microseconds within that one segment: a note in the summary.
 from __future__ import annotations
 
 from _fins import ack_of, fin_of
-from _leaves import leaves, path_of, traced_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import ExpectationFailed, segments, traced_path
 from tcplab.judges.closing import FinAckTogether
+from tcplab.measure import leaves, path_of, traced_of
 
 S = TcpState
 ATTEMPTS = 5

@@ -14,13 +14,13 @@ from pathlib import Path
 
 from _finwait2 import FIN, lifetime, state_at, time_wait_timers
 from _keepalive import timer_of
-from _leaves import leaves, state_of
 from tcplab import Lab, Scenario, Verdicts
 from tcplab import TcpState as S
 from tcplab.expect import reaches
 from tcplab.isolated import run_isolated
 from tcplab.judges.timers import SLACK_S, FinWait2Lifetimes, TimeWaitAndFinTimeout
 from tcplab.kernel import sysctl
+from tcplab.measure import leaves, state_of
 from tcplab.scenario import capped
 
 HELPERS = Path(__file__).with_name("_finwait2.py")  # probe_time_wait_timer, run isolated

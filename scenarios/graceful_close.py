@@ -8,10 +8,10 @@ slow to read (LAST_ACK held on purpose by the client's full window), and closes.
 
 from __future__ import annotations
 
-from _leaves import leaves, path_of, state_of, timer_left, traced_of
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
 from tcplab.expect import holds
 from tcplab.judges.closing import FinAckedByKernel, GracefulClose, WhoHoldsTimeWait
+from tcplab.measure import leaves, path_of, state_of, timer_left, traced_of
 
 S = TcpState
 scenario = Scenario(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import hashlib
 
-from _leaves import leaves, state_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import reaches
 from tcplab.judges.closing import HalfClose
+from tcplab.measure import leaves, state_of
 
 S = TcpState
 CHUNKS = 5

@@ -19,11 +19,11 @@ import httpx
 
 from _closewait import in_state, timewait_s, where_after
 from _http import one_request
-from _leaves import path_of
 from tcplab import Lab, Scenario, TcpState, Verdicts
 from tcplab.expect import within
 from tcplab.httplab import HttpServer, running
 from tcplab.judges.closewait import KeepAliveCloser
+from tcplab.measure import path_of
 
 S = TcpState
 SHORT, LONG, LINGER = 0.3, 30.0, 1  # keep-alive timeouts; the late trial's FIN_WAIT2 life

@@ -10,11 +10,11 @@ A graceful close of a third connection shows the TIME_WAIT that the abort avoide
 
 from __future__ import annotations
 
-from _leaves import leaves, path_of, state_of
 from tcplab import End, Lab, Scenario, TcpState, Verdicts
 from tcplab.judges.timers import LingerAbort
 from tcplab.kernel.procfs import counter_delta, netstat_counters
 from tcplab.lab import errno_name
+from tcplab.measure import leaves, path_of, state_of
 
 S = TcpState
 scenario = Scenario(

@@ -13,9 +13,9 @@ watches the timer run out.
 
 from __future__ import annotations
 
-from _leaves import leaves, state_of, timer_left
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
 from tcplab.judges.timewait import TimeWaitLength
+from tcplab.measure import leaves, state_of, timer_left
 
 S = TcpState
 CLOSING = (S.ESTABLISHED, S.FIN_WAIT1, S.FIN_WAIT2, S.CLOSING)  # before TIME_WAIT

@@ -15,12 +15,12 @@ the error the server's application reads once the next answer reaches it.
 
 from __future__ import annotations
 
-from _leaves import state_of
 from _refin import resent_fin_answer
 from tcplab import Lab, Scenario, TcpState, TimerKind, Verdicts
 from tcplab.expect import gone, reaches
 from tcplab.judges.segments import ResentFin
 from tcplab.kernel.packets import Tap, deafen
+from tcplab.measure import state_of
 
 S = TcpState
 scenario = Scenario(

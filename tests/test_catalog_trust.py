@@ -67,10 +67,14 @@ def test_an_explicit_directory_is_the_users_choice_and_is_named(tmp_path: Path) 
 
 
 def test_a_safe_directory_loads_and_is_named(tmp_path: Path) -> None:
+    """Beside the bundled scenarios (the checkout's, here), named in the same one line."""
     directory = scenarios_in(tmp_path, 0o755)
     done = tcplab("list", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stderr.strip() == f"tcplab: scenarios from {directory.resolve()}"
+    bundled = catalog.bundled_dir()
+    assert bundled is not None
+    assert done.stderr.strip() == (f"tcplab: scenarios from {bundled.resolve()} (bundled) "
+                                   f"and {directory.resolve()} (local)")
 
 
 def test_group_writable_files_and_foreign_owners_are_reasons(tmp_path: Path) -> None:
@@ -107,7 +111,10 @@ def test_scenario_directories_are_appended_to_sys_path(tmp_path: Path) -> None:
         loaded = catalog.load(directory / "uses_helper.py")
         assert loaded.title == "42"  # the sibling helper imported
         assert sys.path[: len(before)] == before  # nothing put in front
-        assert sys.path[-1] == str(directory.resolve())
+        added = [p for p in sys.path[len(before):] if p not in before]
+        bundled = catalog.bundled_dir()  # then the bundled helpers, for a copied scenario
+        assert added[0] == str(directory.resolve())
+        assert bundled is None or str(bundled.resolve()) in sys.path
     finally:
         sys.path[:] = before
         sys.modules.pop("_helper", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 import socket
 from collections import Counter
 
@@ -12,7 +13,7 @@ from tcplab import Lab, TcpState, TimerKind
 from tcplab.expect import gone, reaches
 from tcplab.kernel import diag
 from tcplab.kernel.diag import SockDiag, port_bytecode
-from tcplab.kernel.model import Address, FourTuple, SocketRecord
+from tcplab.kernel.model import Address, FourTuple, Owner, SocketRecord
 
 FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"), pytest.param(socket.AF_INET6, id="ipv6")]
 
@@ -91,10 +92,11 @@ async def test_lookup_of_a_closed_four_tuple_is_none_though_a_listener_shares_it
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``RecordParser`` skips the dataclasses' ``__init__``: for the same kernel bytes it must
-    give the records that its ordinary-constructor way gives, on every kind of socket; and
-    its memo must hand back the same record for unchanged bytes only."""
+async def test_lazy_records_equal_the_plain_parse(family: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump's records decode their four-tuple, timer, queues and uid on first use
+    (``DiagRecord``): for the same kernel bytes they must be the records the ordinary
+    constructors build, on every kind of socket, equal to them both ways, hashed alike,
+    and shown, copied and pickled alike."""
     assert diag.FAST_CONSTRUCTION
     async with Lab(family=family) as lab:
         listener = await lab.listen()
@@ -106,36 +108,49 @@ async def test_fast_records_equal_the_plain_parse(family: int, monkeypatch: pyte
         await reaches(closing.server, TcpState.CLOSE_WAIT)
         await closing.server.close()
         await reaches(closing.client, TcpState.TIME_WAIT)
-
-        raws: list[bytes] = []
         with SockDiag() as d:
-            parse = d._parser.parse
-
-            def spy(raw: bytes) -> SocketRecord:
-                raws.append(raw)
-                return parse(raw)
-
-            monkeypatch.setattr(d._parser, "parse", spy)
             records = d.dump(port=listener.address.port)
-            again = d.dump(port=listener.address.port)
-        assert {r.state for r in records} >= {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT}
-        # The second dump rebuilt TIME_WAIT (its timer runs) but not the listener.
-        assert len(records) < len(raws) < 2 * len(records)
-        fast = [diag.RecordParser().parse(raw) for raw in raws]
-        monkeypatch.setattr(diag, "FAST_CONSTRUCTION", False)
-        plain = [diag.RecordParser().parse(raw) for raw in raws]
-        for raw, one, other in zip(raws, fast, plain, strict=True):
-            assert diag.RecordParser.state_and_inode(raw) == (one.state, one.inode)
-            assert one == other and hash(one.four_tuple) == hash(other.four_tuple)
-            assert one.to_json() == other.to_json() and one.describe() == other.describe()
-            assert dataclasses.replace(one) == one
-        by_tuple = {r.four_tuple: r for r in records}
-        assert by_tuple[established.server.four_tuple].recv_q == 100
-        tw = by_tuple[closing.client.four_tuple]
-        assert tw.timer.kind is TimerKind.TIMEWAIT and 50 < tw.timer.remaining <= 60
-        again_by_tuple = {r.four_tuple: r for r in again}
-        assert again_by_tuple[listener.four_tuple] is by_tuple[listener.four_tuple]
-        assert again_by_tuple[tw.four_tuple] is not tw
+    assert {r.state for r in records} >= {TcpState.LISTEN, TcpState.ESTABLISHED, TcpState.TIME_WAIT}
+    assert all(type(r) is diag.DiagRecord for r in records)
+    # Nothing but the state and the inode was decoded while the dump was read.
+    assert all(set(vars(r)) == {"state", "inode", "_raw"} for r in records)
+    raws = [vars(r)["_raw"] for r in records]
+    lazy = [diag.RecordParser.parse(raw) for raw in raws]
+    monkeypatch.setattr(diag, "FAST_CONSTRUCTION", False)
+    plain = [diag.RecordParser.parse(raw) for raw in raws]
+    for raw, one, other in zip(raws, lazy, plain, strict=True):
+        assert type(other) is SocketRecord
+        assert diag.RecordParser.state_and_inode(raw) == (one.state, one.inode)
+        assert one == other and other == one
+        assert hash(one) == hash(other) and hash(one.four_tuple) == hash(other.four_tuple)
+        assert one.to_json() == other.to_json() and one.describe() == other.describe()
+        assert dataclasses.replace(one) == one and dataclasses.replace(one, owners=()) == other
+        assert pickle.loads(pickle.dumps(one)) == other
+        assert {one, other} == {one}
+    by_tuple = {r.four_tuple: r for r in records}
+    assert by_tuple[established.server.four_tuple].recv_q == 100
+    tw = by_tuple[closing.client.four_tuple]
+    assert tw.timer.kind is TimerKind.TIMEWAIT and 50 < tw.timer.remaining <= 60
+    assert by_tuple[listener.four_tuple] != tw
+
+
+def test_a_record_differs_from_one_with_another_field() -> None:
+    """Equality compares every compared field (not ``owners``), whichever side is lazy."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+        with SockDiag() as d:
+            (record,) = d.dump(port=listener.getsockname()[1])
+    finally:
+        listener.close()
+    plain = SocketRecord(record.state, record.four_tuple, record.inode, record.uid,
+                         record.timer, record.recv_q, record.send_q)
+    assert record == plain
+    for changes in ({"inode": record.inode + 1}, {"recv_q": record.recv_q + 1},
+                    {"state": TcpState.CLOSED}, {"fd_only": True}):
+        other = dataclasses.replace(plain, **changes)
+        assert record != other and other != record
+    assert record == dataclasses.replace(plain, owners=(Owner(1, 2),))
+    assert record.__eq__(object()) is NotImplemented
 
 
 def test_one_parser_reads_every_message() -> None:
@@ -144,6 +159,8 @@ def test_one_parser_reads_every_message() -> None:
     assert not hasattr(diag, "_parse") and not hasattr(diag, "_parse_state_inode")
     assert not hasattr(diag.SockDiag, "dump_state_inodes")
     assert not hasattr(diag, "_RecordCache")
+    # the reply loop reads the state and inode at the offsets the parser reads them
+    assert diag._READ.format.endswith(diag._STATE_INODE.format.lstrip("="))
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -162,16 +179,12 @@ async def test_the_census_counts_what_the_dump_lists(family: int) -> None:
                 records = d.dump(port=port, states=states)
                 assert Counter(d.census(port=port, states=states)) == Counter(
                     (r.state, r.inode) for r in records)
+                tally = d.tally(port=port, states=states)
+                assert tally.unowned == Counter(r.state for r in records if not r.inode)
+                assert Counter((state, inode) for state, inodes in tally.owned.items()
+                               for inode in inodes) == Counter((r.state, r.inode)
+                                                               for r in records if r.inode)
         assert len(records) == 0
-
-
-def test_record_cache_starts_afresh_past_its_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(diag, "CACHE_LIMIT", 2)
-    parser = diag.RecordParser()
-    parser.records.update({bytes([i]): None for i in range(3)})  # type: ignore[misc]
-    parser.addresses.update({(socket.AF_INET, b"", i): Address("127.0.0.1", i) for i in range(2)})
-    parser.trim()
-    assert not parser.records and len(parser.addresses) == 2
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -49,7 +49,9 @@ def results(run_file: Path) -> dict[str, Any]:
 def test_claims_are_the_articles_c01_to_c40_then_the_kernel_docs() -> None:
     ids = [c.id for c in claims.CLAIMS]
     assert ids[:40] == [f"C{n:02d}" for n in range(1, 41)]
-    assert ids[40:] == [c.id for c in claims.KERNEL_CLAIMS] and all(i[0] == "K" for i in ids[40:])
+    kernel, libraries = claims.KERNEL_CLAIMS, claims.LIBRARY_CLAIMS
+    assert ids[40:] == [c.id for c in (*kernel, *libraries)]
+    assert all(c.id[0] == "K" for c in kernel) and all(c.id[0] == "L" for c in libraries)
     assert all(c.section in claims.SECTIONS and c.statement for c in claims.CLAIMS)
     assert all(bool(c.seeds) != bool(c.source) for c in claims.CLAIMS)  # one origin each
     assert {c.id for c in claims.CLAIMS if c.unreproducible} >= {"C37", "C38"}

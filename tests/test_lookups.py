@@ -148,13 +148,17 @@ def test_a_view_filtered_by_state_is_a_subset_of_the_unfiltered_one() -> None:
         with socket.create_connection(listener.getsockname()):  # so that no view is empty
             port = bound.getsockname()[1]
             mine = FourTuple(Address.of(bound.getsockname()), Address.wildcard(socket.AF_INET))
+            # Only this test's ports: the host's other sockets come and go between two reads.
+            ports = (port, listener.getsockname()[1])
             with DiagObserver() as observer:
                 for with_bound in (False, True):
-                    everything = {r.four_tuple for r in observer.snapshot(bound=with_bound)}
+                    everything = {r.four_tuple for p in ports
+                                  for r in observer.snapshot(port=p, bound=with_bound)}
                     for state in TcpState:
-                        some = {r.four_tuple for r in observer.snapshot(states=[state],
-                                                                        bound=with_bound)}
+                        some = {r.four_tuple for p in ports
+                                for r in observer.snapshot(port=p, states=[state], bound=with_bound)}
                         assert some <= everything, state
+                    assert len(everything) == 3 + with_bound  # listener, both ends (+ bound)
                     closed = observer.snapshot(port=port, states=[TcpState.CLOSED],
                                                bound=with_bound)
                     assert (mine in {r.four_tuple for r in closed}) is with_bound

@@ -154,31 +154,52 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest_subprocess(*_plugin_args(), "-p", "no:cacheprovider", *args)
 
 
-def test_marker_fails_a_leaking_test_and_passes_a_clean_one(pytester: pytest.Pytester) -> None:
+def test_marker_reports_a_leaking_test_at_its_teardown(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_leaky=LEAKY)
     result = _run(pytester)
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=3, errors=1)
     leaked = (pytester.path / "leaked.txt").read_text().rsplit(" ", 1)
     four_tuple, fd = leaked[0], leaked[1]
     output = result.stdout.str()
-    assert "test_server_forgets_to_close leaked 1 TCP socket of process" in output
+    assert "ERROR at teardown of test_server_forgets_to_close" in output
+    assert "test_server_forgets_to_close: 1 TCP socket of process" in output
+    assert "still open after the test's teardown" in output
     line = next(ln for ln in output.splitlines() if four_tuple in ln)
     assert re.search(rf"fd {fd}\s+{re.escape(four_tuple)}\s+CLOSE_WAIT", line), line
-    assert "the peer closed it" in line
+    assert "the peer closed it; this process never called close()" in line
+    # where: the accept in the helper, on the listener the helper opened
+    listen_line = _line_of(LEAKY, "listener = trio.socket.socket()")
+    accept_line = _line_of(LEAKY, "server, _ = await listener.accept()")
+    assert (f"accepted at test_leaky.py:{accept_line} in _pair, on the listener "
+            f"{four_tuple.split(' -> ')[0]} opened at test_leaky.py:{listen_line} in _pair") in output
+    # the short stack starts at the test function
+    call_line = _line_of(LEAKY, "client, server = await _pair()")
+    assert f"test_leaky.py:{call_line} in test_server_forgets_to_close" in output
     # the clean test's TIME_WAIT (no owner) and the unmarked test's socket are not reported
-    assert "test_closes_everything" not in output.split("short test summary")[0].split("FAILURES")[-1]
-    result.stdout.fnmatch_lines(["*FAILED*test_server_forgets_to_close*"])
+    assert "test_closes_everything" not in output.split("short test summary")[0].split("ERRORS")[-1]
+    result.stdout.fnmatch_lines([
+        "*tcplab: 1 test (of 2 checked) left TCP sockets open after their teardown*",
+        "test_leaky.py::test_server_forgets_to_close: 1 TCP socket",
+        "*ERROR*test_server_forgets_to_close*",
+    ])
+
+
+def _line_of(source: str, text: str) -> int:
+    """The 1-based line of ``text`` in a test file written by ``makepyfile`` (dedented)."""
+    lines = source.strip("\n").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
 
 
 def test_option_checks_every_test_including_sync_ones(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_sync=SYNC)
     result = _run(pytester, "--tcplab-leaks")
-    result.assert_outcomes(passed=1, failed=2)
+    result.assert_outcomes(passed=2, failed=1, errors=1)
     output = result.stdout.str()
-    assert re.search(r"fd \d+\s+127\.0\.0\.1:\d+ -> 0\.0\.0\.0:0\s+LISTEN\s+<- opened and never closed",
+    assert re.search(r"fd \d+\s+127\.0\.0\.1:\d+ -> 0\.0\.0\.0:0\s+LISTEN\s+<- a listener nobody closed",
                      output)
+    assert f"opened at test_sync.py:{_line_of(SYNC, 'create_server')} in test_sync_leak" in output
     # a test failing on its own is reported for its own failure, not for its sockets
-    assert "test_fails_on_its_own leaked" not in output
+    assert "test_fails_on_its_own:" not in output
     assert "assert 1 == 2" in output
     # without the option, nothing is checked
     _run(pytester).assert_outcomes(passed=2, failed=1)

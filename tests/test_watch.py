@@ -22,7 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from tcplab import watch
+from tcplab.kernel import procfs
 from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.procfs import FdMemory, socket_fds, tick_seconds
 from tcplab.scenario import REQUIREMENTS
 from tcplab.states import TcpState
 
@@ -268,3 +271,167 @@ def test_ctrl_c_ends_watch_with_130() -> None:
             proc.wait()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
+
+
+# -- FdMemory: owners reused between refreshes only while provably unchanged -------------
+
+HOLDER = textwrap.dedent('''
+    import os, socket, sys
+    keep = [socket.socket() for _ in range(3)]
+    def report():
+        print(" ".join(f"{s.fileno()}:{os.fstat(s.fileno()).st_ino}" for s in keep), flush=True)
+    report()
+    for line in sys.stdin:  # asleep in read() between commands: its CPU time stands still
+        if line.strip() == "swap":  # close the middle socket; a new one takes its number
+            number = keep[1].fileno()
+            keep[1].close()
+            keep[1] = socket.socket()
+            assert keep[1].fileno() == number
+        report()
+''')
+
+
+class Holder:
+    """A process holding three TCP sockets, which swaps one for another on the same fd
+    number when told (``swap``) and says which (fd, inode) it holds."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", HOLDER], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.held = self._read()
+
+    def _read(self) -> dict[int, int]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        return {int(fd): int(inode) for fd, inode in (pair.split(":") for pair in line.split())}
+
+    def swap(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("swap\n")
+        self.proc.stdin.flush()
+        self.held = self._read()
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def holder() -> Iterator[Holder]:
+    proc = Holder()
+    yield proc
+    proc.close()
+
+
+def held_by(found: dict[int, list[tuple[int, int]]], pid: int) -> dict[int, int]:
+    """fd -> inode of ``pid``'s sockets in a ``socket_fds`` answer."""
+    return {fd: inode for inode, pairs in found.items() for p, fd in pairs if p == pid}
+
+
+def remembered(memory: FdMemory, pid: int) -> dict[int, list[tuple[int, int]]]:
+    """Read ``pid``'s fds through ``memory`` until they come from it: a process that just
+    wrote to us still runs a little before it sleeps in read() (then it is read again)."""
+    for _ in range(50):
+        found = memory.socket_fds([pid], since=time.monotonic())
+        if memory.reused == 1:
+            assert memory.scanned == 0
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never stood still")
+
+
+def test_memory_reuses_a_sleeping_process_and_rereads_it_after_a_swap(holder: Holder) -> None:
+    """The cache that must be invalidated: the holder closes an fd and a new socket takes its
+    number. Its CPU time moved, so its fds are read again and the new inode is found at the
+    old number (the old inode nowhere); while it sleeps, its fds come from memory."""
+    pid = holder.proc.pid
+    with FdMemory() as memory:
+        first = memory.socket_fds([pid], since=time.monotonic())
+        assert memory.scanned == 1 and held_by(first, pid) == holder.held
+        again = remembered(memory, pid)
+        assert again == first
+        old = dict(holder.held)
+        holder.swap()
+        (fd,) = [fd for fd in old if old[fd] != holder.held[fd]]
+        after = memory.socket_fds([pid], since=time.monotonic())
+        assert (memory.reused, memory.scanned) == (0, 1)
+        assert held_by(after, pid) == holder.held and old[fd] not in after
+        assert after == socket_fds([pid])  # what a plain scan reads
+        # an inode filter applies to what memory gives, as to a scan
+        wanted = {holder.held[fd]}
+        assert memory.socket_fds([pid], wanted, since=time.monotonic()) == {holder.held[fd]: [(pid, fd)]}
+        assert memory.reused == 1
+
+
+def test_memory_forgets_a_process_that_exited(holder: Holder) -> None:
+    pid = holder.proc.pid
+    with FdMemory() as memory:
+        remembered(memory, pid)
+        holder.close()
+        assert memory.socket_fds([pid], since=time.monotonic()) == {}
+        assert memory.reused == 0 and not memory._known
+
+
+def test_memory_waits_a_tick_after_the_census(holder: Holder) -> None:
+    """A thread running when the census ended is accounted by the next tick at the latest:
+    the CPU times are compared no earlier than that."""
+    tick = tick_seconds()
+    if tick is None:
+        pytest.skip("nohz_full CPUs: FdMemory reuses nothing")
+    with FdMemory() as memory:
+        remembered(memory, holder.proc.pid)
+        since = time.monotonic()
+        memory.socket_fds([holder.proc.pid], since=since)
+        assert time.monotonic() - since >= 1.5 * tick and memory.reused == 1
+
+
+def test_memory_reuses_nothing_without_a_periodic_tick(
+    holder: Holder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(procfs, "tick_seconds", lambda: None)
+    with FdMemory() as memory:
+        for _ in range(2):
+            found = memory.socket_fds([holder.proc.pid], since=time.monotonic())
+            assert memory.scanned == 1 and memory.reused == 0
+            assert held_by(found, holder.proc.pid) == holder.held
+
+
+def test_take_with_memory_counts_what_take_without_it_counts(
+    busy_port: tuple[int, list[socket.socket]], holder: Holder
+) -> None:
+    port, _socks = busy_port
+    watch_filter = watch.WatchFilter(port=port)
+    with DiagObserver() as observer, FdMemory() as memory:
+        plain = watch.take(observer, watch_filter)
+        for _ in range(2):
+            remembered = watch.take(observer, watch_filter, memory=memory)
+            assert remembered.states == plain.states and remembered.owners == plain.owners
+            assert remembered.no_owner == plain.no_owner
+        assert memory.reused > 0
+
+
+def test_holders_name_every_process_holding_a_socket(holder: Holder) -> None:
+    """A socket in several processes (after fork) is listed under each, once; the bulk
+    view (``holders``) and the pairs (``socket_fds``) come from one reading."""
+    with socket.socket() as mine:
+        child = os.fork()
+        if child == 0:  # holds ``mine`` too, until killed
+            try:
+                time.sleep(60)
+            finally:
+                os._exit(0)
+        try:
+            inode = os.fstat(mine.fileno()).st_ino
+            pids = [os.getpid(), child, holder.proc.pid]
+            with FdMemory() as memory:
+                for _ in range(2):  # read, then (the child and holder asleep) remembered
+                    found = memory.holders(pids, since=time.monotonic())
+                    assert sorted(found.of(inode)) == sorted([os.getpid(), child])
+                    for fd, held in holder.held.items():
+                        assert found.of(held) == [holder.proc.pid]
+                        assert socket_fds([holder.proc.pid])[held] == [(holder.proc.pid, fd)]
+                    assert found.of(-1) == []
+        finally:
+            os.kill(child, 9)
+            os.waitpid(child, 0)

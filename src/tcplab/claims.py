@@ -55,18 +55,20 @@ CLOSE_WAIT = "CLOSE_WAIT and FIN_WAIT2"
 TUNING = "Kernel tuning"
 OBSERVATION = "Observation"
 KERNEL_DOCS = "Beyond the articles: the kernel's documentation"
+LIBRARIES = "Real libraries: the leaks people hit in Python's HTTP and database stack"
 
 #: Where the K claims come from: the kernel's own description of its sysctls.
 IP_SYSCTL = "Documentation/networking/ip-sysctl.rst"
 
 #: Ledger sections, in the order of the claims list.
-SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION, KERNEL_DOCS)
+SECTIONS = (STATES, TIME_WAIT, CLOSE_WAIT, TUNING, OBSERVATION, KERNEL_DOCS, LIBRARIES)
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One checkable statement: of the articles (C01..C40, ``seed_ids`` name them), or of
-    the kernel's documentation for tunables operators change (K01.., ``source`` names it)."""
+    """One checkable statement: of the articles (C01..C40, ``seed_ids`` name them), of the
+    kernel's documentation for tunables operators change (K01.., ``source`` names it), or of
+    a library's issue tracker about a leak its users hit (L01.., ``source`` names the issues)."""
 
     id: str
     section: str
@@ -246,11 +248,80 @@ KERNEL_CLAIMS: tuple[Claim, ...] = (
               "prevents TIME_WAIT assassination."),
 )
 
-CLAIMS = CLAIMS + KERNEL_CLAIMS
+
+
+def _l(id: str, source: str, statement: str) -> Claim:
+    return Claim(id, LIBRARIES, (), statement, source=source)
+
+
+#: Leaks reported against real Python libraries, each in our words from the issues its
+#: ``source`` names; a ``realworld`` scenario runs the library's own code on loopback (and
+#: its fix), and a judge decides on the states the kernel shows.
+LIBRARY_CLAIMS: tuple[Claim, ...] = (
+    _l("L01", "urllib3 #2100, #1301, #3189",
+       "urllib3's connection pool (and a requests Session on it) keeps idle pooled connections "
+       "that the server closed after its keep-alive timeout: their client ends stay in "
+       "CLOSE_WAIT, held by the client's fds, until a request checks one out (urllib3 then "
+       "drops it and connects anew) or the pool is closed; at most pool_maxsize per host."),
+    _l("L02", "requests #3461, PR #3462; urllib3 #659",
+       "A requests response fetched with stream=True whose body is neither read to its end "
+       "nor closed keeps its connection out of the pool: with pool_block=True the next "
+       "request waits for a connection without end, and once the server closes it the "
+       "client's end sits in CLOSE_WAIT with the unread body; closing the response (since "
+       "PR #3462) releases it."),
+    _l("L03", "CPython gh-114914, gh-104344, gh-109538",
+       "An asyncio streams server whose handler returns without writer.close() keeps the "
+       "connection open for good: the StreamWriter is never collected, and the server's end "
+       "sits in CLOSE_WAIT once the client closes; writer.close() alone only schedules the "
+       "close, done when the event loop next runs, which await writer.wait_closed() waits for."),
+    _l("L04", "uvicorn #1199, PRs #1192, #1332, revert #1354",
+       "uvicorn arms its keep-alive timeout only after a response, so nothing times out a "
+       "client that never sends a request; in 0.14.0 to 0.17.1 (the asyncio-streams "
+       "handler) a client that closed before sending anything, like a TCP health check, "
+       "left the server's end in CLOSE_WAIT for good; 0.17.2 went back to a protocol that "
+       "closes on end of file."),
+    _l("L05", "gunicorn #2707, #2781",
+       "gunicorn's sync worker serves one connection at a time with no read timeout: a "
+       "client that keeps a connection open without sending holds it until the arbiter "
+       "replaces the worker after --timeout, and connections that clients abandon "
+       "meanwhile wait in CLOSE_WAIT in the listen queue, owned by no process; the gthread "
+       "worker keeps serving, and (since 25.2.0) closes a client that sends nothing after "
+       "5 s plus its keep-alive."),
+    _l("L06", "redis-py #306, #1235, #1364, PR #886",
+       "redis-py's connection pool never reaps idle connections: those the Redis server "
+       "closed after its `timeout` stay in CLOSE_WAIT, held by the application, until the "
+       "pool hands them out again (then it reconnects quietly); only closing the pool's "
+       "idle connections frees the rest."),
+    _l("L07", "aiohttp #1115, #3736, #4805",
+       "An aiohttp ClientSession that is never closed keeps its pooled connections open while "
+       "its event loop is not running: once the server closes one, the client's end sits in "
+       "CLOSE_WAIT until the loop runs again or the session is closed (async with closes "
+       "them); and after an aiohttp client's websocket close the server's end stays in "
+       "CLOSE_WAIT (about 10 s in #4805)."),
+    _l("L08", "httpcore #110; httpx #1315",
+       "httpx's pool (httpcore) keeps an idle pooled connection that the peer already closed, "
+       "its client end in CLOSE_WAIT, until the next request through the pool finds it "
+       "readable, discards it and succeeds on a new connection, or the client is closed."),
+    _l("L09", "psycopg #584",
+       "psycopg_pool keeps idle connections that PostgreSQL closed through "
+       "idle_session_timeout in CLOSE_WAIT and hands them out, so the next query fails, "
+       "unless the pool checks connections first (check=ConnectionPool.check_connection, "
+       "psycopg_pool 3.2)."),
+    Claim("L10", LIBRARIES, (), "Closing a grpc.aio channel while a bidirectional "
+          "stream's reader task is being cancelled (cancel() not awaited) leaves the "
+          "channel's TCP connection ESTABLISHED after close() returned, unreachable from "
+          "Python.", source="grpc #42125", unreproducible="not reproduced here: 80 sessions "
+          "each way (reader cancelled with and without a writer, close() with and without "
+          "grace) on grpcio 1.85.3 and 1.80.0, the release it was reported on, left no "
+          "connection open under Python 3.11; the report used Python 3.13 and its own "
+          "server, and a fix (grpc PR #43121) was later said to be incomplete"),
+)
+
+CLAIMS = CLAIMS + KERNEL_CLAIMS + LIBRARY_CLAIMS
 
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
 
 
 def get(claim_id: str) -> Claim:
-    """The claim ``claim_id`` (``KeyError`` if there is none: claims are C01..C40)."""
+    """The claim ``claim_id`` (``KeyError`` if there is none: C01..C40, K01.., L01..)."""
     return BY_ID[claim_id]

@@ -5,6 +5,10 @@ microseconds after close() returns. So nothing here sleeps a fixed time and hope
 the kernel (exact four-tuple lookups, ~15 µs each) until the expected state shows up or a
 deadline passes. Each poll observes the end *and its peer*, so a failure message shows both
 ends' states over time, not just the last value.
+
+Every wait here runs under trio (the scenarios) and under asyncio (your tests, with
+pytest-asyncio or anyio's plugin): it sleeps and keeps its deadline through anyio, which
+uses whichever of the two is running.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-import trio
+import anyio
 
 from tcplab.kernel.model import SocketRecord, TimerKind
 from tcplab.lab import End, Evidence, LabError
@@ -44,9 +48,9 @@ async def _poll(probe: Callable[[], T], done: Callable[[T], bool], timeout: floa
     return the last value and whether it was done. The one polling loop of the waits here,
     so each of them only says what it waits for and how it fails."""
     value = probe()
-    with trio.move_on_after(timeout):
+    with anyio.move_on_after(timeout):
         while not done(value):
-            await trio.sleep(POLL_INTERVAL)
+            await anyio.sleep(POLL_INTERVAL)
             value = probe()
         return value, True
     return value, False
@@ -73,12 +77,12 @@ async def holds(end: End, state: TcpState, *, for_: float, mark: bool = False) -
     duration; ``mark``: record the hold's last observation of the end and its peers anyway
     (source ``held``).
     """
-    deadline = trio.current_time() + for_
+    deadline = anyio.current_time() + for_
     record = end.observe_all()
     while True:
         if record is None or record.state is not state:
             raise _fail(end, f"expected {state} to hold for {for_} s; saw {_show(record)}")
-        if trio.current_time() >= deadline:
+        if anyio.current_time() >= deadline:
             if not mark:
                 return record
             for peer in end.peers:
@@ -87,7 +91,7 @@ async def holds(end: End, state: TcpState, *, for_: float, mark: bool = False) -
             if record is None or record.state is not state:
                 raise _fail(end, f"expected {state} to hold for {for_} s; saw {_show(record)}")
             return record
-        await trio.sleep(min(HOLD_INTERVAL, max(0.0, deadline - trio.current_time())))
+        await anyio.sleep(min(HOLD_INTERVAL, max(0.0, deadline - anyio.current_time())))
         record = end.observe_all()
 
 

@@ -2,8 +2,10 @@
 
 node_exporter's tcpstat counts sockets per state only; the question a CLOSE_WAIT leak raises
 (claims C18, C24: which process holds them, and since when) needs them per owning process.
-Each scrape is one ``watch.take`` (one way to count: the same sock_diag census and
-``/proc/*/fd`` scan as ``tcplab watch``), turned into metric families:
+Each scrape is one ``watch.take`` (one way to count: the same sock_diag tally and
+``/proc/*/fd`` scan as ``tcplab watch``, the fds of processes that provably did not change
+them since the last scrape taken from memory: ``procfs.FdMemory``), turned into metric
+families:
 
 * ``tcplab_sockets{state}``: sockets per state (every state, zeros included);
 * ``tcplab_process_sockets{state,pid,process}``: per owning process, the top N processes
@@ -35,7 +37,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from tcplab import watch
 from tcplab.kernel.observer import DiagObserver
-from tcplab.kernel.procfs import netstat_counters
+from tcplab.kernel.procfs import FdMemory, netstat_counters
 from tcplab.states import TcpState
 
 #: The kernel counters exported: those the scenarios and judges read (ListenOverflows and
@@ -85,11 +87,14 @@ class SocketCollector(Collector):
         self.top = top
         self._lock = threading.Lock()
         self._first_seen: dict[tuple[int, int], float] = {}
+        #: the fds of processes read by earlier scrapes, reused while provably unchanged
+        self.memory = FdMemory()
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             started = time.perf_counter()
-            snap = watch.take(self.observer, self.filter, keep=frozenset({TcpState.CLOSE_WAIT}))
+            snap = watch.take(self.observer, self.filter, keep=frozenset({TcpState.CLOSE_WAIT}),
+                              memory=self.memory)
             ages = self._close_wait_ages(snap)
             time_wait = self._time_wait(snap)
             families = list(self._families(snap, ages, time_wait))
@@ -118,7 +123,7 @@ class SocketCollector(Collector):
         """TIME_WAIT sockets of the whole namespace: what tcp_max_tw_buckets caps."""
         if self.filter == watch.WatchFilter():
             return snap.states[TcpState.TIME_WAIT]
-        return len(self.observer.census(states=[TcpState.TIME_WAIT]))
+        return self.observer.tally(states=[TcpState.TIME_WAIT]).unowned[TcpState.TIME_WAIT]
 
     def _families(self, snap: watch.Snapshot, ages: dict[watch.Process, float],
                   time_wait: int) -> Iterable[Metric]:

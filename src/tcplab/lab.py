@@ -1,4 +1,4 @@
-"""Real loopback sockets on trio, with the named actions that scenarios are written in.
+"""Real loopback sockets, with the named actions that scenarios are written in.
 
 A ``Lab`` owns everything a scenario opens: listeners, both ends of every connection, child
 processes. When its ``async with`` block ends — normally, by an exception, by cancellation
@@ -15,20 +15,32 @@ Ports are always ephemeral (bind to port 0). Actions map one-to-one to syscalls:
 ``fill``       send until the kernel refuses (EAGAIN): the peer's window and our buffer full
 ``read_eof``   recv until end of file, returning what arrived
 =============  ==========================================================================
+
+Scenarios run on trio, and there every action goes through trio's sockets as it always has.
+The same ``Lab``, its ends and ``tcplab.expect`` also work in an asyncio program or test
+(through anyio, which runs on both): there the actions use the non-blocking stdlib socket
+and wait with ``anyio.wait_readable``/``wait_writable``. Only ``spawn`` needs trio.
 """
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.trsock
 import errno
 import os
 import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from types import TracebackType
-from typing import Protocol
+from typing import IO, Any, Protocol, TypeVar
 
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import sniffio
 import trio
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
@@ -64,6 +76,41 @@ class Evidence(Protocol):
 
 
 LOOPBACK: dict[int, str] = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+T = TypeVar("T")
+
+
+def under_trio() -> bool:
+    """Is the running event loop trio's? (The lab's own path; anything else goes through anyio.)"""
+    try:
+        return sniffio.current_async_library() == "trio"
+    except sniffio.AsyncLibraryNotFoundError:
+        return False
+
+
+async def _nonblocking(call: Callable[[], T], sock: socket.socket, *, write: bool) -> T:
+    """``call`` (an operation on the non-blocking ``sock``) once it no longer would block,
+    waiting through anyio between tries: the lab's I/O outside trio."""
+    await anyio.lowlevel.checkpoint_if_cancelled()
+    while True:
+        try:
+            result = call()
+        except BlockingIOError:
+            await (anyio.wait_writable(sock) if write else anyio.wait_readable(sock))
+        else:
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return result
+
+
+async def _close(sock: socket.socket, trio_sock: trio.socket.SocketType) -> None:
+    """close(2), waking whoever waits on the socket (trio's close does that itself)."""
+    if under_trio():
+        trio_sock.close()
+    else:
+        if sock.fileno() != -1:
+            anyio.notify_closing(sock)
+        sock.close()
+    await anyio.lowlevel.checkpoint()
 
 
 class LabError(RuntimeError):
@@ -124,8 +171,7 @@ class End:
 
     async def close(self) -> None:
         """close(2): the kernel sends FIN once queued data is out."""
-        self.trio_sock.close()
-        await trio.lowlevel.checkpoint()
+        await _close(self.sock, self.trio_sock)
 
     async def abort(self) -> None:
         """SO_LINGER on with a zero timeout, then close(2): the kernel sends RST."""
@@ -134,8 +180,11 @@ class End:
 
     async def send_eof(self) -> None:
         """shutdown(SHUT_WR): send FIN, keep the fd open for reading."""
-        self.trio_sock.shutdown(socket.SHUT_WR)
-        await trio.lowlevel.checkpoint()
+        if under_trio():
+            self.trio_sock.shutdown(socket.SHUT_WR)
+        else:
+            self.sock.shutdown(socket.SHUT_WR)
+        await anyio.lowlevel.checkpoint()
 
     def leak(self) -> None:
         """The application forgets this socket: it will never close it (the lab will, at exit)."""
@@ -145,7 +194,10 @@ class End:
         """Send all of ``data`` (waits while the peer's window is full)."""
         view = memoryview(data)
         while view:
-            sent = await self.trio_sock.send(view)
+            if under_trio():
+                sent = await self.trio_sock.send(view)
+            else:
+                sent = await _nonblocking(partial(self.sock.send, view), self.sock, write=True)
             view = view[sent:]
 
     def fill(self, chunk: int = 65536) -> int:
@@ -163,19 +215,21 @@ class End:
                 return total
 
     async def recv(self, size: int = 65536) -> bytes:
-        return await self.trio_sock.recv(size)
+        if under_trio():
+            return await self.trio_sock.recv(size)
+        return await _nonblocking(lambda: self.sock.recv(size), self.sock, write=False)
 
     async def read_eof(self) -> bytes:
         """Receive until end of file; return everything that arrived."""
         parts = []
-        while chunk := await self.trio_sock.recv(65536):
+        while chunk := await self.recv(65536):
             parts.append(chunk)
         return b"".join(parts)
 
     async def recv_error(self) -> int:
         """Receive once, expecting the kernel to fail it; return the errno (e.g. ECONNRESET)."""
         try:
-            data = await self.trio_sock.recv(65536)
+            data = await self.recv(65536)
         except OSError as exc:
             return exc.errno or 0
         raise LabError(f"{self.label}: recv returned {len(data)} bytes instead of failing")
@@ -187,7 +241,7 @@ class End:
     async def connected(self) -> None:
         """Wait until a connect started by ``Lab.start_connect`` completes (the handshake is
         done); raise ``LabError`` with the errno if the kernel failed it."""
-        await trio.lowlevel.wait_writable(self.sock)
+        await anyio.wait_writable(self.sock)
         error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if error:
             raise LabError(f"{self.label}: connect failed: {errno_name(error)}")
@@ -259,8 +313,11 @@ class Listener:
         self.four_tuple = FourTuple(self.address, Address.wildcard(sock.family))
 
     async def accept(self) -> socket.socket:
-        conn, _ = await self.trio_sock.accept()
-        raw = socket.socket(fileno=conn.detach())
+        if under_trio():
+            conn, _ = await self.trio_sock.accept()
+            raw = socket.socket(fileno=conn.detach())
+        else:
+            raw, _ = await _nonblocking(self.sock.accept, self.sock, write=False)
         raw.setblocking(False)
         self.lab._own(raw)
         return raw
@@ -280,8 +337,7 @@ class Listener:
         return End(self.lab, label, self.sock, four_tuple=client.four_tuple.reversed(), borrowed=True)
 
     async def close(self) -> None:
-        self.trio_sock.close()
-        await trio.lowlevel.checkpoint()
+        await _close(self.sock, self.trio_sock)
 
 
 class Lab:
@@ -333,7 +389,7 @@ class Lab:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        with trio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):
             await self.aclose()
 
     async def aclose(self) -> None:
@@ -349,6 +405,20 @@ class Lab:
                 with trio.move_on_after(5):  # SIGKILL cannot be ignored: only a safety net
                     await proc.aclose()
         finally:  # whatever reaping a child raised, no socket outlives the lab
+            for sock in self._sockets:
+                sock.close()
+            self._sockets.clear()
+            self._processes.clear()
+            self.observer.close()
+
+    def close(self) -> None:
+        """``aclose`` without an event loop (the ``tcplab_lab`` fixture's teardown, whatever
+        framework the test ran on): children are SIGKILLed and reaped, blocking (SIGKILL
+        cannot be ignored), then every socket is closed."""
+        try:
+            for proc in self._processes:
+                proc.close()
+        finally:
             for sock in self._sockets:
                 sock.close()
             self._sockets.clear()
@@ -380,7 +450,7 @@ class Lab:
         sock.bind((self.host, 0))
         self.watch_port(sock.getsockname()[1])  # before listen(): its LISTEN is traced too
         sock.listen(backlog)
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return Listener(self, sock)
 
     async def open_client(
@@ -390,7 +460,15 @@ class Lab:
         sock = self._socket()
         _set_buffers(sock, rcvbuf, sndbuf)
         tsock = trio.socket.from_stdlib_socket(sock)
-        await tsock.connect((listener.address.host, listener.address.port))
+        if under_trio():
+            await tsock.connect((listener.address.host, listener.address.port))
+            return sock, tsock
+        code = sock.connect_ex((listener.address.host, listener.address.port))
+        if code == errno.EINPROGRESS:
+            await anyio.wait_writable(sock)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            raise OSError(code, f"connect to {listener.address}: {os.strerror(code)}")
         return sock, tsock
 
     async def start_connect(
@@ -404,7 +482,7 @@ class Lab:
         code = sock.connect_ex((listener.address.host, listener.address.port))
         if code not in (0, errno.EINPROGRESS):
             raise LabError(f"connect to {listener.address} failed at once: {errno_name(code)}")
-        await trio.lowlevel.checkpoint()
+        await anyio.lowlevel.checkpoint()
         return End(self, label, sock, four_tuple=FourTuple(Address.of(sock.getsockname()), listener.address))
 
     def track(self, client: End, server: End) -> Connection:
@@ -443,12 +521,14 @@ class Lab:
     def adopt(self, sock: AdoptableSocket, *, label: str = "adopted") -> End:
         """An ``End`` for a connected socket that someone else opened and keeps owning.
 
-        This is how a user's own sockets (a stdlib socket, a trio socket or a
-        ``trio.SocketStream``) get the lab's observation and expectations (``reaches``,
-        ``holds``, ``gone``...) without changing their life: the lab never closes an adopted
-        socket, and a blocking stdlib socket keeps its blocking mode and timeout (wrapping it
-        for trio would switch it to non-blocking, so the mode is restored). Use the ``End``
-        to observe; act on the socket through the caller's own code.
+        This is how a user's own sockets (``AdoptableSocket``: a stdlib socket, a trio
+        socket or ``trio.SocketStream``, an asyncio ``StreamWriter`` or transport, an anyio
+        ``SocketStream``) get the lab's observation and expectations (``reaches``, ``holds``,
+        ``gone``...) without changing their life: the lab never closes an adopted socket, and
+        a blocking stdlib socket keeps its blocking mode and timeout (wrapping it for trio
+        would switch it to non-blocking, so the mode is restored). Use the ``End`` to
+        observe; act on the socket through the caller's own code (an asyncio transport owns
+        its socket: the ``End``'s actions must not read or write it).
         """
         stdlib, trio_sock = _stdlib_socket_of(sock)
         if trio_sock is None:
@@ -475,33 +555,55 @@ class Lab:
         self.connections.append(conn)
         return conn
 
-    async def spawn(self, argv: Sequence[str]) -> Child:
-        """Start a child process that the lab kills when it exits; its stdout is a pipe."""
-        proc = Child(argv, stdout=subprocess.PIPE)
+    async def spawn(
+        self, argv: Sequence[str], *, stdout: int | IO[Any] | None = subprocess.PIPE,
+        stderr: int | IO[Any] | None = None, pass_fds: Sequence[int] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> Child:
+        """Start a child process that the lab kills when it exits; its stdout is a pipe
+        unless ``stdout`` says otherwise (a trio stream: this action needs trio). ``pass_fds``
+        are inherited (a listening socket a server takes over), ``env`` replaces the
+        environment (``tcplab.servers``)."""
+        if not under_trio():
+            raise LabError("Lab.spawn needs trio (its child's stdout is a trio stream)")
+        proc = Child(argv, stdout=stdout, stderr=stderr, pass_fds=pass_fds, env=env)
         self._processes.append(proc)
         await trio.lowlevel.checkpoint()
         return proc
 
 
-#: What ``Lab.adopt`` accepts: a stdlib socket, a trio socket, or a trio stream over one.
-AdoptableSocket = socket.socket | trio.socket.SocketType | trio.SocketStream
+#: What ``Lab.adopt`` accepts: a stdlib socket; a trio socket or stream; an asyncio
+#: ``StreamWriter``, transport, or the ``TransportSocket`` of ``get_extra_info("socket")``;
+#: an anyio ``SocketStream`` (either backend).
+AdoptableSocket = (
+    socket.socket | trio.socket.SocketType | trio.SocketStream | asyncio.StreamWriter
+    | asyncio.BaseTransport | asyncio.trsock.TransportSocket | anyio.abc.SocketStream
+)
 
 
 def _stdlib_socket_of(sock: AdoptableSocket) -> tuple[socket.socket, trio.socket.SocketType | None]:
     """The stdlib socket behind ``sock``, and the caller's trio socket if it gave one.
 
-    trio keeps the stdlib socket it wraps in ``_sock`` and exposes no public accessor;
-    reading it (rather than dup(2)-ing the fd) matters: a duplicate fd would keep the
-    socket open after the caller closes theirs, and no FIN would ever be sent.
+    trio keeps the stdlib socket it wraps in ``_sock``, and so does asyncio's
+    ``TransportSocket`` (what ``get_extra_info("socket")`` returns); neither offers a public
+    accessor. Reading it (rather than dup(2)-ing the fd) matters: a duplicate fd would keep
+    the socket open after the caller closes theirs, and no FIN would ever be sent.
     """
-    if isinstance(sock, trio.SocketStream):
+    given: object = sock
+    if isinstance(sock, asyncio.StreamWriter | asyncio.BaseTransport):
+        sock = sock.get_extra_info("socket")
+    elif isinstance(sock, anyio.abc.SocketStream):
+        sock = sock.extra(anyio.abc.SocketAttribute.raw_socket)
+    elif isinstance(sock, trio.SocketStream):
         sock = sock.socket
     if isinstance(sock, socket.socket):
         return sock, None
     inner = getattr(sock, "_sock", None)
-    if not isinstance(inner, socket.socket):
-        raise LabError(f"cannot adopt {sock!r}: pass the stdlib socket it wraps")
-    return inner, sock
+    if isinstance(sock, asyncio.trsock.TransportSocket) and isinstance(inner, socket.socket):
+        return inner, None
+    if isinstance(sock, trio.socket.SocketType) and isinstance(inner, socket.socket):
+        return inner, sock
+    raise LabError(f"cannot adopt {given!r}: pass the stdlib socket it wraps")
 
 
 def errno_name(number: int) -> str:

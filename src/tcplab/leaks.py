@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
 from tcplab.kernel.observer import DiagObserver
@@ -98,14 +100,17 @@ def _held(fd: int, inode: int, observer: DiagObserver) -> HeldSocket | None:
     return HeldSocket(fd, record)
 
 
-def held_tcp_sockets(observer: DiagObserver | None = None) -> dict[int, HeldSocket]:
-    """Every TCP socket this process holds through an fd, by socket inode."""
+def held_tcp_sockets(
+    observer: DiagObserver | None = None, inodes: Container[int] | None = None
+) -> dict[int, HeldSocket]:
+    """Every TCP socket this process holds through an fd, by socket inode (only those in
+    ``inodes``, if given)."""
     own_observer = observer is None
     observer = observer or DiagObserver()
     held: dict[int, HeldSocket] = {}
     pid = os.getpid()
     try:
-        for inode, holders in socket_fds([pid]).items():
+        for inode, holders in socket_fds([pid], inodes).items():
             # One socket may sit behind several fds (dup, fork): the first fd still open
             # describes it. An fd that is no TCP socket *now* may have been closed since
             # /proc was read (a thread of the test), so the next fd is asked too.
@@ -118,6 +123,56 @@ def held_tcp_sockets(observer: DiagObserver | None = None) -> dict[int, HeldSock
         if own_observer:
             observer.close()
     return held
+
+
+def held_socket_inodes() -> dict[int, list[int]]:
+    """Socket inode -> the fds of this process that hold it, any protocol: one scan of
+    ``/proc/self/fd`` (a readlink per fd), the cheap first read of a leak check."""
+    return {inode: [fd for _pid, fd in holders]
+            for inode, holders in socket_fds([os.getpid()]).items()}
+
+
+def tcp_inodes(inodes: Mapping[int, list[int]]) -> set[int]:
+    """Those of ``inodes`` (from ``held_socket_inodes``) that are TCP sockets."""
+    pid = os.getpid()
+    return {inode for inode, fds in inodes.items() if any(is_tcp_fd(pid, fd) for fd in fds)}
+
+
+def wait_closed(inodes: Iterable[int], grace: float, loops: Iterable[Any] = ()) -> set[int]:
+    """Those of ``inodes`` this process still holds after up to ``grace`` seconds.
+
+    While it waits, the peers that could still close run: other threads (the wait
+    releases the GIL) and, one step at a time, an asyncio loop of ``loops`` that is alive
+    but idle in this thread (a loop that outlives the test, whose server handler may
+    still have to see the peer's FIN and close). Only the candidate inodes are re-read.
+    """
+    left = set(inodes)
+    deadline = time.monotonic() + grace
+    while left:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        step = min(GRACE_POLL, remaining)
+        if not _run_idle_loop(loops, step):
+            time.sleep(step)
+        left &= held_socket_inodes().keys()
+    return left
+
+
+def _run_idle_loop(loops: Iterable[Any], seconds: float) -> bool:
+    """Run one alive, idle asyncio loop for ``seconds``; False if there is none."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or asyncio._get_running_loop() is not None:
+        return False
+    for loop in loops:
+        if loop.is_closed() or loop.is_running():
+            continue
+        try:
+            loop.run_until_complete(asyncio.sleep(seconds))
+        except Exception:  # a loop that can't run now: wait the plain way
+            continue
+        return True
+    return False
 
 
 def find_leaks(before: Mapping[int, HeldSocket], after: Mapping[int, HeldSocket]) -> list[Leak]:

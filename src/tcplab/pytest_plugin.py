@@ -3,15 +3,18 @@
 Installing tcplab registers this plugin (the ``pytest11`` entry point ``tcplab``); it does
 nothing until a test asks for it.
 
-Fixtures (``tcplab_lab`` needs pytest-trio: trio mode, or ``@pytest.mark.trio``):
+Fixtures (plain sync fixtures, so they serve a test of any framework: pytest-trio,
+pytest-asyncio in strict or auto mode, anyio's plugin, or no async at all):
 
 ``tcplab_lab``
     A ``tcplab.Lab`` for the test, closed (every socket and child) when the test ends.
+    Its actions and ``tcplab.expect`` run under trio and asyncio alike (``spawn``: trio).
 ``tcplab_adopt``
     ``adopt(sock, label="...") -> End``: wrap one of *your* connected sockets (stdlib
-    socket, trio socket or ``trio.SocketStream``) so that ``tcplab.expect`` works on its
-    four-tuple: ``await reaches(end, TcpState.CLOSE_WAIT)``, ``holds``, ``gone``... The
-    lab never closes an adopted socket and leaves a blocking socket blocking.
+    socket, trio socket or ``trio.SocketStream``, asyncio ``StreamWriter`` or transport,
+    anyio ``SocketStream``) so that ``tcplab.expect`` works on its four-tuple: ``await
+    reaches(end, TcpState.CLOSE_WAIT)``, ``holds``, ``gone``... The lab never closes an
+    adopted socket and leaves a blocking socket blocking.
 ``tcplab_observer``
     A sock_diag ``DiagObserver`` (``lookup(four_tuple, interface=)``, ``snapshot(port=,
     states=, bound=)``); plain sync tests can use it. A socket bound to a device
@@ -20,92 +23,52 @@ Fixtures (``tcplab_lab`` needs pytest-trio: trio mode, or ``@pytest.mark.trio``)
 ``tcplab_held``
     ``held() -> dict[inode, HeldSocket]``: the TCP sockets this process holds right now.
 
-Leak check: ``@pytest.mark.tcplab_leaks`` on a test (or ``--tcplab-leaks`` for every
-test) fails it if it leaves TCP sockets of this process open that it did not hold before,
-or leaves one in CLOSE_WAIT; the failure lists each one (fd, four-tuple, state). A leak
-must outlast a short grace (``@pytest.mark.tcplab_leaks(grace=0.5)``; 0.1 s by default),
-for servers in another thread of the process that close their end a moment later. Sockets
-the test closed but that still sit in TIME_WAIT (or another state without an owner) are
-not leaks and are never reported. The check wraps the test's call, so with pytest-trio
-the test's async fixtures are already torn down when it runs; sync fixtures are still
-alive, but their sockets were already held before the test, so only a change of one of
-them into CLOSE_WAIT is reported. Garbage is collected first: a socket only an unreachable
-cycle holds is closed by that, as CPython would eventually close it too.
+Leak check: ``@pytest.mark.tcplab_leaks`` on a test, ``--tcplab-leaks`` or the ini option
+``tcplab_leaks = true`` for every test. A test is reported (as an error at its teardown)
+when TCP sockets of this process that were opened since its setup started are still open
+after its teardown, once its fixtures and finalizers ran; each socket is listed with its
+fd, four-tuple, state, and the file and line where it was opened (an accepted one: where
+its listener was). ini: ``tcplab_leaks_grace`` (seconds a socket may take to close after
+the teardown, 0.1), ``tcplab_leaks_ignore_ports``; marker arguments ``grace=``,
+``allow_ports=``, ``check=False``. Details: ``tcplab.pytest_leaks``.
 """
 
 from __future__ import annotations
 
-import gc
-from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from tcplab.kernel.observer import DiagObserver
 from tcplab.lab import AdoptableSocket, End, Lab
-from tcplab.leaks import HeldSocket, LeakCheck, held_tcp_sockets, render_leaks
+from tcplab.leaks import HeldSocket, held_tcp_sockets
+from tcplab.pytest_leaks import MARKER, MARKER_HELP, OPTION, LeakPlugin, add_options
 
-try:  # a trio fixture even outside trio mode; without pytest-trio async fixtures can't run
-    from pytest_trio import trio_fixture  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - pytest-trio is a test dependency
-    trio_fixture = pytest.fixture
+__all__ = ["MARKER", "OPTION", "tcplab_adopt", "tcplab_held", "tcplab_lab", "tcplab_observer"]
 
-MARKER = "tcplab_leaks"
-OPTION = "--tcplab-leaks"
-#: Seconds a leaked socket may take to go away before the test fails: a peer in another
-#: thread of this process may close its end a moment after the test's own code did.
-DEFAULT_GRACE = 0.1
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("tcplab", "tcplab: TCP socket lifecycles")
-    group.addoption(
-        OPTION, action="store_true", default=False,
-        help="fail every test that leaves TCP sockets of this process open or in CLOSE_WAIT",
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        f"{MARKER}(grace=0.1): fail the test if it leaves TCP sockets of this process open "
-        "(ones it did not hold before) or in CLOSE_WAIT, still there after `grace` seconds "
-        "(tcplab)",
-    )
+    config.addinivalue_line("markers", MARKER_HELP)
+    config.pluginmanager.register(LeakPlugin(config), "tcplab-leaks")
 
 
-def _wants_leak_check(item: pytest.Item) -> bool:
-    return bool(item.config.getoption(OPTION)) or item.get_closest_marker(MARKER) is not None
+@pytest.fixture
+def tcplab_lab() -> Iterator[Lab]:
+    """A ``Lab`` for this test; everything it opened is closed when the test ends.
 
-
-def _grace(item: pytest.Item) -> float:
-    marker = item.get_closest_marker(MARKER)
-    value = marker.kwargs.get("grace", DEFAULT_GRACE) if marker is not None else DEFAULT_GRACE
-    return float(value)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
-    """Around the test's call: what it holds before, what it leaves after.
-
-    A test that failed on its own is left alone (its sockets may be open because it
-    failed); only a passing test can fail for its leaks.
-    """
-    if not _wants_leak_check(item):
-        return (yield)
-    check = LeakCheck()
-    result = yield
-    gc.collect()
-    leaks = check.leaks(grace=_grace(item))
-    if leaks:
-        pytest.fail(render_leaks(leaks, what=item.name), pytrace=False)
-    return result
-
-
-@trio_fixture  # type: ignore[untyped-decorator]
-async def tcplab_lab() -> AsyncIterator[Lab]:
-    """A ``Lab`` for this test; everything it opened is closed when the test ends."""
-    async with Lab() as lab:
+    Sync on purpose: an async fixture belongs to one framework's plugin (and to its mode:
+    pytest-asyncio's strict mode ignores plain async fixtures), while making a ``Lab``
+    needs no event loop and closing it needs none either (``Lab.close``)."""
+    lab = Lab()
+    try:
         yield lab
+    finally:
+        lab.close()
 
 
 @pytest.fixture

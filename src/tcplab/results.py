@@ -86,6 +86,8 @@ class Section:
     findings: tuple[Finding, ...]
     connections: tuple[Evidence, ...]
     runs: int
+    #: The Python libraries the scenario ran, with their versions (name, version).
+    libraries: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,8 @@ def _section(sid: str, runs: Sequence[ScenarioResult], index: int, path: Path) -
         findings=tuple(Finding(str(v.get("claim", "?")), str(v.get("verdict", "?")),
                                str(v.get("summary", ""))) for v in drawn.verdicts),
         connections=tuple(_evidence(c, where, path) for c in drawn.connections),
-        runs=len(runs))
+        runs=len(runs),
+        libraries=tuple((str(k), str(v)) for k, v in sorted(drawn.libraries.items())))
 
 
 def _scenario_row(row: Mapping[str, Any]) -> ScenarioRow:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -61,7 +63,35 @@ def _command(name: str) -> tuple[Callable[[], bool], str]:
     return (lambda: shutil.which(name) is not None, f"needs the `{name}` command, not installed here")
 
 
-#: What a scenario may require, and how to tell whether this machine has it.
+#: Prefix of a requirement on an installed Python distribution (``"python:urllib3"``): the
+#: scenario is skipped without it, and the version it ran with goes into its result.
+PYTHON_PACKAGE = "python:"
+#: Prefix of a requirement on a program on PATH (``"program:redis-server"``).
+PROGRAM = "program:"
+
+
+def python_package_version(name: str) -> str | None:
+    """The installed version of the distribution ``name``, or None if it is not installed."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _requirement(name: str) -> tuple[Callable[[], bool], str]:
+    """How to check the requirement ``name``, and the reason a run is skipped without it."""
+    if name.startswith(PYTHON_PACKAGE):
+        dist = name.removeprefix(PYTHON_PACKAGE)
+        return (lambda: python_package_version(dist) is not None,
+                f"needs the Python package {dist}, not installed here "
+                "(pip install 'tcplab[realworld]', or `nox -s realworld`)")
+    if name.startswith(PROGRAM):
+        return _command(name.removeprefix(PROGRAM))
+    return REQUIREMENTS.get(name, (lambda: False, f"needs {name}, unknown here"))
+
+
+#: What a scenario may require, and how to tell whether this machine has it (besides
+#: ``python:<distribution>`` and ``program:<command>``).
 REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     "root": (
         lambda: os.geteuid() == 0 and has_capability(CAP_SYS_ADMIN),
@@ -69,6 +99,10 @@ REQUIREMENTS: dict[str, tuple[Callable[[], bool], str]] = {
     ),
     "trace": (lambda: trace.available() is None, "needs tracefs and root (kernel transitions)"),
     "capture": (lambda: packets.available() is None, "needs root (CAP_NET_RAW: segments on lo)"),
+    "postgresql": (  # not on PATH in Debian's package: tcplab.servers finds it
+        lambda: importlib.import_module("tcplab.servers").postgres_binaries() is not None,
+        "needs PostgreSQL's server (postgres, initdb): apt-get install postgresql",
+    ),
     "netstat": _command("netstat"),  # package net-tools
     "lsof": _command("lsof"),
 }
@@ -101,6 +135,9 @@ class Scenario:
     #: net.* keys whose value the body reads from its namespace at run time (not a constant)
     #: and scales its waits to (``capped``): ``tcplab try`` runs it with a tried value of one.
     measures: tuple[str, ...] = ()
+    #: Labels to select scenarios by (``tcplab list --tag``, ``tcplab run --tag``); a tag in
+    #: ``catalog.OPT_IN_TAGS`` keeps the scenario out of a run that does not ask for it.
+    tags: tuple[str, ...] = ()
     doc: str = ""
     path: Path | None = None
     _body: Body | None = None
@@ -119,6 +156,12 @@ class Scenario:
     def needs_netns(self) -> bool:
         return self.private_netns or bool(self.sysctls)
 
+    @property
+    def libraries(self) -> tuple[str, ...]:
+        """The Python distributions it requires: their versions go into its result."""
+        return tuple(r.removeprefix(PYTHON_PACKAGE) for r in self.requires
+                     if r.startswith(PYTHON_PACKAGE))
+
     def requires_all(self) -> list[str]:
         """Declared requirements plus those implied (a private namespace needs root)."""
         return sorted(set(self.requires) | ({"root"} if self.needs_netns else set()))
@@ -126,7 +169,7 @@ class Scenario:
     def unmet(self) -> str | None:
         """Why this machine can't run the scenario, or None."""
         for name in self.requires_all():
-            check, reason = REQUIREMENTS.get(name, (lambda: False, f"needs {name}, unknown here"))
+            check, reason = _requirement(name)
             if not check():
                 return reason
         return None
@@ -172,6 +215,8 @@ class ScenarioResult:
     connections: list[dict[str, Any]] = field(default_factory=list)
     #: How the child process of this run exited when it left no result (the runner's concern).
     exit_status: int | None = None
+    #: The version of each Python library the scenario ran (``Scenario.libraries``).
+    libraries: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -179,7 +224,7 @@ class ScenarioResult:
             "reason": self.reason, "duration_s": round(self.duration, 4), "mode": self.mode,
             "verdicts": self.verdicts, "evidence": self.evidence, "timelines": self.timelines,
             "sysctls": self.sysctls, "observation": self.observation,
-            "connections": self.connections,
+            "connections": self.connections, "libraries": self.libraries,
         }
 
     @classmethod
@@ -191,6 +236,7 @@ class ScenarioResult:
             evidence=dict(data.get("evidence", {})), timelines=list(data.get("timelines", [])),
             sysctls=dict(data.get("sysctls", {})), observation=data.get("observation", ""),
             connections=list(data.get("connections", [])),
+            libraries=dict(data.get("libraries", {})),
         )
 
     @property
@@ -256,6 +302,8 @@ def run_in_process(scenario: Scenario, *, sysctls: Mapping[str, str | None] | No
         scenario = overridden(scenario, sysctls, max_wait or 0.0)
     _wait_cap = max_wait
     base = ScenarioResult(scenario.id, scenario.title, scenario.claims, "skipped")
+    base.libraries = {name: python_package_version(name) or "not installed"
+                      for name in scenario.libraries}
     reason = scenario.unmet()
     if reason:
         base.reason = reason

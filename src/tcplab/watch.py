@@ -28,7 +28,7 @@ from tcplab import table
 from tcplab.errors import UsageError
 from tcplab.kernel.diag import SockDiag
 from tcplab.kernel.observer import DiagObserver
-from tcplab.kernel.procfs import socket_fds
+from tcplab.kernel.procfs import FdMemory, Holders
 from tcplab.states import TcpState
 
 #: The order states are shown in: roughly the life of a connection, the order in which
@@ -170,47 +170,73 @@ def _command_line(pid: int) -> str:
 
 
 def take(observer: DiagObserver | SockDiag, watch: WatchFilter,
-         keep: frozenset[TcpState] = frozenset()) -> Snapshot:
+         keep: frozenset[TcpState] = frozenset(), memory: FdMemory | None = None) -> Snapshot:
     """One snapshot of the sockets ``watch`` selects (see the module docstring).
 
     ``observer`` is the lab's or a ``DiagObserver`` of its own; a bare ``SockDiag`` is still
-    taken for scenarios written before the observer (it offers the same ``census``).
+    taken for scenarios written before the observer (it offers the same ``tally``).
     The inodes of owned sockets in a state of ``keep`` are listed per process (``kept``).
+    ``memory``: the fds of processes read by earlier snapshots, reused where the process
+    provably did not change them (``procfs.FdMemory``); without it every fd is read.
     """
     started = time.perf_counter()
     snap = Snapshot(time.time(), watch)
-    pairs = observer.census(states=watch.states, port=watch.port)
-    owned = {inode for _, inode in pairs if inode}
-    holders: dict[int, list[int]] = {}
-    if owned:
-        fds = socket_fds([watch.pid] if watch.pid is not None else None, owned)
-        holders = {inode: [fd_pairs[0][0]] if len(fd_pairs) == 1  # the usual case: one fd
-                   else list(dict.fromkeys(pid for pid, _fd in fd_pairs))  # each pid once
-                   for inode, fd_pairs in fds.items()}
+    tally = observer.tally(states=watch.states, port=watch.port)
+    if watch.pid is None:  # sockets nobody holds: counted in bulk by the tally
+        snap.states.update(tally.unowned)
+        snap.no_owner.update(tally.unowned)
+    if tally.owned:
+        fresh = memory is None
+        memory = FdMemory() if memory is None else memory
+        try:
+            holders = memory.holders([watch.pid] if watch.pid is not None else None,
+                                     since=time.monotonic())
+        finally:
+            if fresh:
+                memory.close()
         snap.scanned_fds = True
-    commands: dict[int, Process] = {}
-    for state, inode in pairs:
-        if not inode:
-            if watch.pid is None:
-                snap.states[state] += 1
-                snap.no_owner[state] += 1
-            continue
-        pids = holders.get(inode)
-        if not pids:
-            if watch.pid is None:
-                snap.states[state] += 1
-                snap.not_found[state] += 1
-            continue
-        snap.states[state] += 1
-        for pid in pids:
-            process = commands.get(pid)
-            if process is None:
-                process = commands[pid] = Process(pid, _command_line(pid))
-            snap.owners.setdefault(process, Counter())[state] += 1
-            if state in keep:
-                snap.kept.setdefault(process, []).append(inode)
+        _attribute(snap, tally.owned, holders, keep)
     snap.elapsed = time.perf_counter() - started
     return snap
+
+
+def _attribute(snap: Snapshot, owned: Mapping[TcpState, list[int]], holders: Holders,
+               keep: frozenset[TcpState]) -> None:
+    """Count each owned socket under each process holding it, a state at a time, in bulk:
+    ``map`` looks every inode's holder up and ``Counter`` counts per holder, both in C; only
+    the few inodes held by several processes are then moved by hand."""
+    whose = holders.owner.get
+    shared = holders.shared
+    by_pid: dict[int | None, Counter[TcpState]] = {}
+    kept: dict[int, list[int]] = {}
+    for state, inodes in owned.items():
+        counted = Counter(map(whose, inodes))
+        if shared:
+            for inode in shared.keys() & set(inodes):  # counted once, under owner[inode]
+                counted[whose(inode)] -= 1
+                for holder in shared[inode]:
+                    counted[holder] += 1
+        for who, n in counted.items():
+            if n:
+                by_pid.setdefault(who, Counter())[state] = n
+        if state in keep:
+            for inode in inodes:
+                for holder in holders.of(inode):
+                    kept.setdefault(holder, []).append(inode)
+    lost = by_pid.pop(None, Counter())  # no visible process holds them
+    held = Counter({state: len(inodes) for state, inodes in owned.items()}) - lost
+    if snap.filter.pid is None:
+        snap.states.update(held + lost)
+        snap.not_found.update(lost)
+    else:
+        snap.states.update(held)
+    for who, counts in by_pid.items():
+        if who is None:
+            continue
+        process = Process(who, _command_line(who))
+        snap.owners[process] = counts
+        if who in kept:
+            snap.kept[process] = kept[who]
 
 
 # -- rendering --------------------------------------------------------------------

@@ -45,6 +45,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", default="results", metavar="DIR",
                         help="write DIR/<run>/results.json (default: %(default)s)")
     parser.add_argument("--slow", action="store_true", help="include slow scenarios (real timers)")
+    parser.add_argument("--all", action="store_true", dest="everything",
+                        help="every scenario: slow and opt-in (realworld) ones included")
+    parser.add_argument("--tag", action="append", default=[], metavar="TAG",
+                        help="run the scenarios tagged TAG (repeatable), e.g. realworld, whose "
+                             "scenarios a run without ids or tags leaves out")
     parser.add_argument("--scenarios", metavar="DIR", help="load scenarios from DIR")
     parser.add_argument("--strict", action="store_true",
                         help="count skipped runs as failures (exit 1), listed with their reasons")
@@ -66,7 +71,8 @@ def skipped_lines(runs: list[ScenarioResult]) -> list[str]:
 
 def execute(args: argparse.Namespace) -> int:
     known = catalog.discover(args.scenarios)
-    scenarios = catalog.select(known, args.ids, include_slow=args.slow)
+    scenarios = catalog.select(known, args.ids, include_slow=args.slow or args.everything,
+                               tags=args.tag, include_opt_in=args.everything)
     if not scenarios:
         raise UsageError("no scenario selected")
     made = runner.RunReport(runner.new_run_id(), time.strftime("%Y-%m-%dT%H:%M:%S%z"),

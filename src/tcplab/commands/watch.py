@@ -16,6 +16,7 @@ import time
 from tcplab import watch
 from tcplab.errors import EXIT_INTERRUPTED, Unavailable
 from tcplab.kernel.observer import DiagObserver
+from tcplab.kernel.procfs import FdMemory
 
 NAME = "watch"
 HELP = "sockets per state and per owning process, refreshed in place (CLOSE_WAIT growth marked)"
@@ -56,6 +57,7 @@ def execute(args: argparse.Namespace) -> int:
         observer = DiagObserver()
     except OSError as exc:  # a kernel without sock_diag (CONFIG_INET_DIAG): nothing to watch
         raise Unavailable(f"cannot open sock_diag: {exc.strerror}") from None
+    memory = FdMemory()  # owners learnt by a refresh, reused while provably unchanged
     try:
         try:
             while True:
@@ -63,7 +65,7 @@ def execute(args: argparse.Namespace) -> int:
                 if args.pid is not None and previous is not None and not _alive(args.pid):
                     print(f"tcplab watch: process {args.pid} has exited", file=sys.stderr)
                     return 0
-                snap = watch.take(observer, watch_filter)
+                snap = watch.take(observer, watch_filter, memory=memory)
                 if args.json:
                     print(json.dumps(snap.to_json(previous), indent=1 if args.once else None))
                 else:
@@ -78,6 +80,7 @@ def execute(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:  # the normal way to stop, and still an interrupt (exit 130)
             return EXIT_INTERRUPTED
     finally:
+        memory.close()
         observer.close()
 
 

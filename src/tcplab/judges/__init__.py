@@ -36,7 +36,8 @@ from tcplab.verdict import Verdict
 M = TypeVar("M")
 
 #: The modules holding judges, loaded on first use.
-MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning", "retries", "queues")
+MODULES = ("closing", "segments", "timewait", "closewait", "timers", "tuning", "retries", "queues",
+           "clients", "servers")
 
 
 @dataclass(frozen=True)

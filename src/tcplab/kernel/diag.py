@@ -17,8 +17,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import gc
+import operator
 import socket
 import struct
+from collections import Counter
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -57,7 +59,9 @@ _MSG_LEN = 72
 _RTATTR = struct.Struct("=HH")
 _BC_OP = struct.Struct("=BBH")
 
-_RECV_BUFFER = 1 << 20
+#: Room for any datagram: the kernel fills one skb per dump step, of at most 32 KiB
+#: (``netlink_recvmsg`` caps ``max_recvmsg_len``, net/netlink/af_netlink.c).
+_RECV_BUFFER = 1 << 16
 
 
 def _pack_sockid(
@@ -133,7 +137,6 @@ class SockDiag:
             raise
         self._seq = 0
         self._buffer = bytearray(_RECV_BUFFER)
-        self._parser = RecordParser()
 
     def close(self) -> None:
         self._sock.close()
@@ -164,7 +167,8 @@ class SockDiag:
             end.local, end.remote, family, interface
         )
         try:
-            records: list[SocketRecord] = self._request(body, dump=False)
+            records: list[SocketRecord] = []
+            self._request(body, dump=False, out=records)
             for record in records:
                 if record.four_tuple == end:
                     return record
@@ -190,7 +194,7 @@ class SockDiag:
         """
         records: list[SocketRecord] = []
         for family in families:
-            records.extend(self._request(_dump_body(family, states, port, bound), dump=True))
+            self._request(_dump_body(family, states, port, bound), dump=True, out=records)
         return records
 
     def census(
@@ -201,84 +205,132 @@ class SockDiag:
         families: Iterable[int] = (socket.AF_INET, socket.AF_INET6),
         bound: bool = False,
     ) -> list[tuple[TcpState, int]]:
-        """Like ``dump`` (the same request, the same sockets), but each socket read only as
-        its state and inode (``RecordParser.state_and_inode``): for counting tens of
-        thousands of sockets once a second (``tcplab watch``), where building every record
-        costs several times more than the kernel's walk. Inode 0: no process holds it."""
-        pairs: list[tuple[TcpState, int]] = []
+        """Like ``dump`` (the same request, the same sockets), but each socket as its state
+        and inode only (inode 0: no process holds it); see ``tally``, which this lists."""
+        counted = self.tally(states=states, port=port, families=families, bound=bound)
+        return [(state, 0) for state, n in counted.unowned.items() for _ in range(n)] + [
+            (state, inode) for state, inodes in counted.owned.items() for inode in inodes]
+
+    def tally(
+        self,
+        *,
+        states: Iterable[TcpState] | None = None,
+        port: int | None = None,
+        families: Iterable[int] = (socket.AF_INET, socket.AF_INET6),
+        bound: bool = False,
+    ) -> Tally:
+        """The sockets ``dump`` would give, counted: those no process holds (inode 0:
+        TIME_WAIT, request sockets, orphans) only per state, in bulk; the others as their
+        inodes per state, which is what finding their owners needs. No record, no object
+        per socket but its inode: for counting tens of thousands of sockets once a second
+        (``tcplab watch``)."""
+        counts = [0] * 256  # by the kernel's state number (one byte)
+        inodes: list[list[int]] = [[] for _ in range(256)]
         for family in families:
-            body = _dump_body(family, states, port, bound)
-            pairs.extend(self._request(body, dump=True, census=True))
-        return pairs
+            self._request(_dump_body(family, states, port, bound), dump=True, out=inodes,
+                          counts=counts)
+        unowned: Counter[TcpState] = Counter()
+        owned: dict[TcpState, list[int]] = {}
+        for number, n in enumerate(counts):
+            if n:
+                unowned[_STATE_LIST[number] or from_kernel(number)] += n
+            if inodes[number]:
+                owned[_STATE_LIST[number] or from_kernel(number)] = inodes[number]
+        return Tally(unowned, owned)
 
     # -- wire ------------------------------------------------------------------
 
     def _send(self, body: bytes, dump: bool) -> int:
         self._seq += 1
-        self._parser.trim()
         flags = NLM_F_REQUEST | (NLM_F_DUMP if dump else 0)
         header = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, flags, self._seq, 0)
         self._sock.send(header + body)
         return self._seq
 
-    def _request(self, body: bytes, *, dump: bool, census: bool = False) -> list[Any]:
-        """The replies to one request: records, or with ``census`` (state, inode) pairs."""
+    def _request(self, body: bytes, *, dump: bool, out: list[Any],
+                 counts: list[int] | None = None) -> None:
+        """Send one request and read its replies into ``out``: records, or with ``counts``
+        (a tally) the owned sockets' inodes into ``out[state number]`` while the others
+        are counted."""
         seq = self._send(body, dump)
         if not dump or not gc.isenabled():
-            return self._replies(seq, dump, census)
-        # A dump allocates a few objects per socket, all acyclic (records, four-tuples,
-        # timers): CPython's cyclic collector would run every 700 allocations for nothing
-        # and, in a large heap, walk all of it (tens of ms, at random, in a 20,000-socket
-        # dump). It is paused for the loop and resumed after; nothing it could free is
-        # made meanwhile.
+            self._replies(seq, dump, out, counts)
+            return
+        # A dump allocates a few objects per socket, all acyclic: CPython's cyclic collector
+        # would run every 700 allocations for nothing and, in a large heap, walk all of it
+        # (tens of ms, at random, in a 20,000-socket dump). It is paused for the loop and
+        # resumed after; nothing it could free is made meanwhile.
         gc.disable()
         try:
-            return self._replies(seq, dump, census)
+            self._replies(seq, dump, out, counts)
         finally:
             gc.enable()
 
-    def _replies(self, seq: int, dump: bool, census: bool) -> list[Any]:
-        # The hot loop of a dump (20,000 sockets: 20,000 turns), written for speed: one copy
-        # of each datagram, the parser's memo of records by their raw bytes consulted here
-        # (``RecordParser.__call__``, inlined), the header unpacked in place, and attribute
-        # look-ups hoisted into locals. ``census``: each message read by
-        # ``RecordParser.state_and_inode`` instead.
-        sock, buffer, parser = self._sock, self._buffer, self._parser
+    def _replies(self, seq: int, dump: bool, out: list[Any], counts: list[int] | None) -> None:
+        # The hot loop of a dump (50,000 sockets: 50,000 turns), written for speed. Each
+        # datagram (up to 32 KiB: the kernel's cap on one dump skb) is copied once; each
+        # message is read by ONE unpack (``_READ``: its netlink header, and its state and
+        # inode), then either counted, listed as an inode of its state, or made into a
+        # record that holds its 72 bytes and decodes the rest on first use (``DiagRecord``).
+        # Attribute look-ups are hoisted into locals.
+        sock, buffer = self._sock, self._buffer
         view = memoryview(buffer)
-        remember, recall, parse = parser.records.__setitem__, parser.records.get, parser.parse
-        state_and_inode = parser.state_and_inode
-        header = _NLMSGHDR.unpack_from
-        replies: list[Any] = []
-        append = replies.append
+        read, head = _READ.unpack_from, _NLMSGHDR.unpack_from
+        append = out.append
+        state_of = _STATE_LIST
+        # With ``counts`` (a tally), ``out`` holds one list of inodes per state number.
+        per_state = [inodes.append for inodes in out] if counts is not None else []
+        lazy = FAST_CONSTRUCTION
+        parse = RecordParser.parse
+        new, put = _new, _set
+        record_type = DiagRecord
+        whole = _READ.size
         while True:
             size = sock.recv_into(buffer)
             data = view[:size].tobytes()
             offset = 0
-            while offset + _NLMSGHDR.size <= size:
-                length, kind, _flags, msg_seq, _pid = header(data, offset)
-                if length < _NLMSGHDR.size:
-                    raise OSError(errno.EPROTO, "malformed netlink message from sock_diag")
-                payload = offset + _NLMSGHDR.size
-                if msg_seq == seq:
-                    if kind == SOCK_DIAG_BY_FAMILY:
-                        raw = data[payload : payload + _MSG_LEN]
-                        if census:
-                            append(state_and_inode(raw))
+            limit = size - whole
+            while offset <= limit:
+                length, kind, _flags, msg_seq, state, inode = read(data, offset)
+                if kind == SOCK_DIAG_BY_FAMILY and msg_seq == seq and length >= whole:
+                    if counts is not None:
+                        if inode:
+                            per_state[state](inode)
                         else:
-                            record = recall(raw)
-                            if record is None:
-                                record = parse(raw)
-                                if raw[2] == 0:  # no timer running: these bytes will repeat
-                                    remember(raw, record)
-                            append(record)
-                    elif kind == NLMSG_DONE:
-                        return replies
-                    elif kind == NLMSG_ERROR:
-                        _raise_unless_ack(data, payload)
-                        return replies
+                            counts[state] += 1
+                    elif lazy:
+                        record = new(record_type)
+                        put(record, "__dict__", {"state": state_of[state] or from_kernel(state),
+                                                 "inode": inode,
+                                                 "_raw": data[offset + 16 : offset + whole]})
+                        append(record)
+                    else:
+                        append(parse(data[offset + 16 : offset + whole]))
+                elif msg_seq == seq and self._final(data, offset, length, kind):
+                    return
                 offset += (length + 3) & ~3
-            if not dump and replies:
-                return replies
+            # What is left is shorter than a socket's message: the end of the dump
+            # (NLMSG_DONE), an error or an acknowledgement.
+            while offset + _NLMSGHDR.size <= size:
+                length, kind, _flags, msg_seq, _pid = head(data, offset)
+                if msg_seq == seq and self._final(data, offset, length, kind):
+                    return
+                offset += (length + 3) & ~3
+            if not dump and out:
+                return
+
+    @staticmethod
+    def _final(data: bytes, offset: int, length: int, kind: int) -> bool:
+        """Whether this message of our request ends it (NLMSG_DONE, an ack); raises the
+        error an NLMSG_ERROR carries, and EPROTO for a message too short to be one."""
+        if length < _NLMSGHDR.size or kind == SOCK_DIAG_BY_FAMILY:
+            raise OSError(errno.EPROTO, "malformed netlink message from sock_diag")
+        if kind == NLMSG_DONE:
+            return True
+        if kind == NLMSG_ERROR:
+            _raise_unless_ack(data, offset + _NLMSGHDR.size)
+            return True
+        return False
 
 
 def _raise_unless_ack(data: bytes | bytearray, payload: int) -> None:
@@ -287,16 +339,36 @@ def _raise_unless_ack(data: bytes | bytearray, payload: int) -> None:
     if code != 0:
         raise OSError(-code, f"sock_diag: {errno.errorcode.get(-code, code)}")
 
+
+@dataclasses.dataclass
+class Tally:
+    """A dump counted (``SockDiag.tally``): the sockets no process holds, per state; the
+    inodes of the others, per state."""
+
+    unowned: Counter[TcpState]
+    owned: dict[TcpState, list[int]]
+
+
 _new = object.__new__
 _set = object.__setattr__
-#: inet_diag_msg without its sockid; and the head of the sockid, ports byte-swapped (they
-#: are big endian, read as native: ``_port`` swaps them back).
+#: inet_diag_msg (72 bytes): family, state, timer, retrans, the sockid (skipped here: read
+#: by ``_SOCKID_RAW``), expires, rqueue, wqueue, uid, inode.
 _FIELDS = struct.Struct("=BBBB48xIIIII")
+#: The head of the sockid, ports byte-swapped (they are big endian, read as native).
 _SOCKID_RAW = struct.Struct("=4xHH16s16s")
+#: What the reply loop reads of every message in one unpack: the netlink header (length,
+#: type, flags, sequence; the port id skipped), then of the inet_diag_msg after it the
+#: state (its byte 1) and the inode (its last 4 bytes), at ``_FIELDS``' offsets
+#: (``_STATE_INODE``).
+_STATE_INODE = struct.Struct("=xB66xI")
+_READ = struct.Struct("=IHHI4x" + _STATE_INODE.format[1:])
+assert _FIELDS.size == _MSG_LEN and _READ.size == _NLMSGHDR.size + _MSG_LEN
 _TIMER_OFF = Timer(TimerKind.OFF, 0.0, 0)
-_STATE_OF = dict(KERNEL_STATE_NUMBERS)
+#: The kernel's state numbers (one byte) -> ours; None where the kernel has none.
+_STATE_LIST: list[TcpState | None] = [None] * 256
+for _number, _state in KERNEL_STATE_NUMBERS.items():
+    _STATE_LIST[_number] = _state
 _TIMER_OF = {number: TimerKind.from_kernel(number) for number in range(5)}
-assert _FIELDS.size == _MSG_LEN
 _FAST_FIELDS = {
     SocketRecord: ("state", "four_tuple", "inode", "uid", "timer", "recv_q", "send_q", "owners",
                    "fd_only"),
@@ -305,117 +377,118 @@ _FAST_FIELDS = {
     Address: ("host", "port"),
 }
 #: The parser fills an instance's ``__dict__`` directly, skipping the frozen dataclasses'
-#: ``__init__`` (a third of a dump's time), only while the classes are plain (no
-#: ``__post_init__``, no slots) with exactly these fields; otherwise it calls the ordinary
-#: constructors. tests/test_diag.py checks both ways give equal records.
+#: ``__init__``, and lets a record decode most of its fields on first use (``DiagRecord``),
+#: only while the classes are plain (no ``__post_init__``, no slots) with exactly these
+#: fields; otherwise it builds each record whole with the ordinary constructors.
+#: tests/test_diag.py checks both ways give equal records.
 FAST_CONSTRUCTION = all(
     tuple(f.name for f in dataclasses.fields(cls)) == names
     and not hasattr(cls, "__post_init__")
     and not hasattr(cls, "__slots__")
     for cls, names in _FAST_FIELDS.items()
 )
-#: Entries kept by each memo of a ``RecordParser`` before it starts afresh (about 1 KiB each).
-CACHE_LIMIT = 1 << 16
+
+
+def _decoded(raw: bytes) -> dict[str, Any]:
+    """The fields of one message other than its state and inode: its four-tuple, timer,
+    queues and uid. An unknown timer number reads as no timer, as ``ss`` prints it."""
+    family, _state, timer, retrans, expires, rqueue, wqueue, uid, _inode = _FIELDS.unpack_from(raw)
+    sport, dport, src, dst = _SOCKID_RAW.unpack_from(raw)
+    size = 4 if family == socket.AF_INET else 16
+    local = _address(socket.inet_ntop(family, src[:size]), sport)
+    remote = _address(socket.inet_ntop(family, dst[:size]), dport)
+    if FAST_CONSTRUCTION:
+        four_tuple = _new(FourTuple)
+        _set(four_tuple, "__dict__", {"local": local, "remote": remote})
+    else:
+        four_tuple = FourTuple(local, remote)
+    if timer == 0 and retrans == 0:
+        timing = _TIMER_OFF
+    else:
+        kind = _TIMER_OF.get(timer, TimerKind.OFF)
+        timing = Timer(kind, expires / 1000.0 if kind is not TimerKind.OFF else 0.0, retrans)
+    return {"four_tuple": four_tuple, "uid": uid, "timer": timing, "recv_q": rqueue,
+            "send_q": wqueue}
+
+
+def _address(host: str, swapped_port: int) -> Address:
+    port = ((swapped_port & 0xFF) << 8) | (swapped_port >> 8)
+    if not FAST_CONSTRUCTION:
+        return Address(host, port)
+    address = _new(Address)
+    _set(address, "__dict__", {"host": host, "port": port})
+    return address
+
+
+class _Decoded:
+    """A field of a ``DiagRecord`` decoded from its message on first use: a non-data
+    descriptor, so once the value is in the instance's ``__dict__`` (decoded, or given to
+    the constructor by ``dataclasses.replace``) it is read from there and this is not
+    called again."""
+
+    name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, record: Any, owner: type | None = None) -> Any:
+        if record is None:
+            return self
+        fields = record.__dict__
+        fields.update(_decoded(fields["_raw"]))
+        return fields[self.name]
+
+
+_COMPARED = operator.attrgetter(*(f.name for f in dataclasses.fields(SocketRecord) if f.compare))
+
+
+class DiagRecord(SocketRecord):
+    """A ``SocketRecord`` as sock_diag gave it: its state and inode are read with the
+    reply, the rest (four-tuple, timer, queues, uid) from the message's 72 bytes, which it
+    keeps, on first use, and then kept. Most readers of a large dump look at a few fields
+    of a few records (a count per state, one four-tuple), so most records are never
+    decoded: the dump costs about what reading the replies costs.
+
+    It is a ``SocketRecord`` in every way that shows: the same fields and values, equal to
+    (and hashed like) a plain one with the same fields.
+    """
+
+    four_tuple = _Decoded()
+    uid = _Decoded()
+    timer = _Decoded()
+    recv_q = _Decoded()
+    send_q = _Decoded()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SocketRecord):
+            return bool(_COMPARED(self) == _COMPARED(other))
+        return NotImplemented
+
+    __hash__ = SocketRecord.__hash__
 
 
 class RecordParser:
-    """The one reading of an ``inet_diag_msg`` (72 bytes): into a ``SocketRecord``
-    (``parse``), or, for a census, into its state and inode only (``state_and_inode``), both
-    through the one layout ``_FIELDS`` and the one state table.
+    """The one reading of an ``inet_diag_msg`` (72 bytes), through the one layout
+    (``_FIELDS``, with ``_READ`` its state and inode behind a netlink header, as the reply
+    loop reads them) and the one state table: into a ``SocketRecord`` (``parse``), or into
+    its state and inode only (``state_and_inode``)."""
 
-    Calling it returns the record for a message's bytes, through memos that make a repeated
-    dump cheap, each bounded by ``CACHE_LIMIT`` entries:
-
-    ``records``: a record is a pure function of its 72 bytes (the socket cookie makes them
-    unique per socket) and records are immutable, so the same bytes in a later reply are the
-    same record. Only records with no timer running are kept: a timer's ``expires`` changes
-    every millisecond, so those bytes never repeat.
-    ``tuples``: the four-tuple, by the 48 bytes of ``inet_diag_sockid`` (ports, addresses,
-    interface, cookie): what a TIME_WAIT socket's record is rebuilt around on every dump.
-    ``addresses``: an address and port, by family and raw bytes (a listener's address is on
-    every connection it accepted, at both ends).
-    """
-
-    def __init__(self) -> None:
-        self.records: dict[bytes, SocketRecord] = {}
-        self.tuples: dict[bytes, FourTuple] = {}
-        self.addresses: dict[tuple[int, bytes, int], Address] = {}
-
-    def __call__(self, raw: bytes) -> SocketRecord:
-        """The record for these bytes, from the memo or parsed (``SockDiag`` inlines this)."""
-        record = self.records.get(raw)
-        if record is None:
-            record = self.parse(raw)
-            if raw[2] == 0:  # no timer running: these bytes will repeat
-                self.records[raw] = record
-        return record
-
-    def trim(self) -> None:
-        """Start afresh where a memo outgrew its bound (called before each request)."""
-        tables: list[dict[Any, Any]] = [self.records, self.tuples, self.addresses]
-        for table in tables:
-            if len(table) > CACHE_LIMIT:
-                table.clear()
-
-    def parse(self, raw: bytes) -> SocketRecord:
-        """Decode one message (not memoized; ``raw`` holds at least 72 bytes).
-
-        An unknown state number raises ValueError (``from_kernel``): a kernel newer than
-        tcplab; an unknown timer number reads as no timer, as ``ss`` prints it.
-        """
-        family, state, timer, retrans, expires, rqueue, wqueue, uid, inode = _FIELDS.unpack_from(raw)
-        sockid = raw[4:52]
-        four_tuple = self.tuples.get(sockid)
-        if four_tuple is None:
-            four_tuple = self.tuples[sockid] = self._four_tuple(family, raw)
-        tcp_state = _STATE_OF.get(state) or from_kernel(state)
-        if timer == 0 and retrans == 0:
-            timing = _TIMER_OFF
-        else:
-            kind = _TIMER_OF.get(timer, TimerKind.OFF)
-            remaining = expires / 1000.0 if kind is not TimerKind.OFF else 0.0
-            if FAST_CONSTRUCTION:
-                timing = _new(Timer)
-                _set(timing, "__dict__", {"kind": kind, "remaining": remaining, "fired": retrans})
-            else:
-                timing = Timer(kind, remaining, retrans)
-        if not FAST_CONSTRUCTION:
-            return SocketRecord(state=tcp_state, four_tuple=four_tuple, inode=inode, uid=uid,
-                                timer=timing, recv_q=rqueue, send_q=wqueue)
-        record = _new(SocketRecord)
-        _set(record, "__dict__", {
-            "state": tcp_state, "four_tuple": four_tuple, "inode": inode, "uid": uid,
-            "timer": timing, "recv_q": rqueue, "send_q": wqueue, "owners": (), "fd_only": False,
-        })
-        return record
+    @staticmethod
+    def parse(raw: bytes) -> SocketRecord:
+        """Decode one message (``raw`` holds exactly its 72 bytes): a ``DiagRecord`` that
+        decodes its other fields on first use, or with ``FAST_CONSTRUCTION`` off a plain
+        record built whole. An unknown state number raises ValueError (``from_kernel``): a
+        kernel newer than tcplab."""
+        state, inode = RecordParser.state_and_inode(raw)
+        if FAST_CONSTRUCTION:
+            record = _new(DiagRecord)
+            _set(record, "__dict__", {"state": state, "inode": inode, "_raw": bytes(raw)})
+            return record
+        return SocketRecord(state=state, inode=inode, **_decoded(raw))
 
     @staticmethod
     def state_and_inode(raw: bytes) -> tuple[TcpState, int]:
-        """Only the state and the inode of one message, read through the same layout and
-        state table as ``parse`` (what a count per state and owner needs, at a tenth of
-        a record's cost: no four-tuple, timer or record is made)."""
-        _family, state, _timer, _retrans, _expires, _rq, _wq, _uid, inode = _FIELDS.unpack_from(raw)
-        return _STATE_OF.get(state) or from_kernel(state), inode
-
-    def _four_tuple(self, family: int, raw: bytes) -> FourTuple:
-        sport, dport, src, dst = _SOCKID_RAW.unpack_from(raw)
-        local, remote = self._address(family, src, sport), self._address(family, dst, dport)
-        if not FAST_CONSTRUCTION:
-            return FourTuple(local, remote)
-        four_tuple = _new(FourTuple)
-        _set(four_tuple, "__dict__", {"local": local, "remote": remote})
-        return four_tuple
-
-    def _address(self, family: int, raw: bytes, swapped_port: int) -> Address:
-        key = (family, raw, swapped_port)
-        address = self.addresses.get(key)
-        if address is None:
-            host = socket.inet_ntop(family, raw[:4] if family == socket.AF_INET else raw)
-            port = ((swapped_port & 0xFF) << 8) | (swapped_port >> 8)
-            if FAST_CONSTRUCTION:
-                address = _new(Address)
-                _set(address, "__dict__", {"host": host, "port": port})
-            else:
-                address = Address(host, port)
-            self.addresses[key] = address
-        return address
+        """Only the state and the inode of one message, read at the offsets the reply loop
+        reads them (``_READ``)."""
+        state, inode = _STATE_INODE.unpack_from(raw)
+        return _STATE_LIST[state] or from_kernel(state), inode

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Protocol
 
-from tcplab.kernel.diag import SockDiag
+from tcplab.kernel.diag import SockDiag, Tally
 from tcplab.kernel.model import FourTuple, SocketRecord
 from tcplab.kernel.procfs import psutil_records
 from tcplab.states import TcpState
@@ -65,6 +65,14 @@ class DiagObserver:
         """The sockets ``snapshot`` would give, each as its state and inode only: a count of
         tens of thousands of sockets without building their records (``tcplab watch``)."""
         return self._diag.census(port=port, states=states, bound=bound)
+
+    def tally(
+        self, *, port: int | None = None, states: Iterable[TcpState] | None = None,
+        bound: bool = False,
+    ) -> Tally:
+        """The sockets ``snapshot`` would give, counted (``SockDiag.tally``): those nobody
+        holds per state, the others as state and inode (``tcplab watch``)."""
+        return self._diag.tally(port=port, states=states, bound=bound)
 
     def close(self) -> None:
         self._diag.close()

@@ -153,6 +153,22 @@ class Child:
                     if stream is not None:
                         await stream.aclose()
 
+    def close(self) -> None:
+        """``aclose`` outside any event loop (a pytest fixture's teardown): SIGKILL, reap
+        blocking (SIGKILL cannot be ignored) and release the pidfd and pipes."""
+        self.kill()
+        self._popen.wait()
+        if self._pidfd >= 0:
+            os.close(self._pidfd)
+            self._pidfd = -1
+        for stream in (self.stdout, self.stderr):
+            if stream is None:
+                continue
+            try:
+                stream.close()
+            except RuntimeError:  # no trio run, so nobody waits on it: trio's own close
+                stream._fd_holder._raw_close()  # without the wake-up (as its __del__ does)
+
 
 # -- running tcplab code in a child --------------------------------------------------------
 

@@ -41,6 +41,11 @@ def mode(row: ScenarioRow, section: Section | None) -> str:
     return (row.mode or "-") + (f"; {observation}" if observation else "")
 
 
+def libraries(section: Section) -> str:
+    """The libraries a scenario ran and their versions ("urllib3 2.8.0, requests 2.34.2"), or ""."""
+    return ", ".join(f"{name} {version}" for name, version in section.libraries)
+
+
 def kind(conn: Evidence) -> str:
     """What a connection of the evidence is, for a diagram's heading."""
     if conn.accepted:

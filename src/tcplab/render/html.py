@@ -18,6 +18,7 @@ from tcplab.render import (
     drawn,
     first_line,
     kind,
+    libraries,
     median,
     mode,
     outcome,
@@ -93,7 +94,9 @@ def _section(section: Section) -> str:
            f'<span class="s-{escape(status)}">{escape(status)}</span>'
            + (f" — {text(first_line(section.reason))}" if section.reason else "")
            + f' <span class="muted">· {escape(section.mode or "-")} · '
-           f'{escape(section.observation or "-")} · {section.duration:.2f} s</span></p>']
+           f'{escape(section.observation or "-")} · {section.duration:.2f} s'
+           + (f" · {escape(libraries(section))}" if section.libraries else "")
+           + "</span></p>"]
     if section.findings:
         out.append('<ul class="verdicts">' + "".join(
             f"<li><b>{escape(f.claim)}</b> {_verdicts([f.verdict])} {text(f.summary)}</li>"

@@ -25,7 +25,7 @@ def _section(section: Section) -> dict[str, Any]:
     return {"id": section.id, "title": section.title, "claims": list(section.claims),
             "status": section.status, "reason": section.reason, "mode": section.mode,
             "observation": section.observation, "duration_s": section.duration,
-            "runs": section.runs,
+            "runs": section.runs, "libraries": dict(section.libraries),
             "verdicts": [{"claim": f.claim, "verdict": f.verdict, "summary": f.summary}
                          for f in section.findings],
             "connections": [_evidence(c) for c in section.connections]}

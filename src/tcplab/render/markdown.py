@@ -17,6 +17,7 @@ from tcplab.render import (
     first_line,
     headline,
     kind,
+    libraries,
     median,
     mode,
     outcome,
@@ -56,7 +57,8 @@ def _section(section: Section) -> list[str]:
     if section.reason:
         status += f" ({first_line(section.reason)})"
     lines = [f"### {section.id}", "", section.title, "",
-             f"{status} · {section.mode or '-'} · {section.observation or '-'}", ""]
+             f"{status} · {section.mode or '-'} · {section.observation or '-'}"
+             + (f" · {libraries(section)}" if section.libraries else ""), ""]
     lines += [f"- **{f.claim} {f.verdict}**: {f.summary}" for f in section.findings]
     if section.findings:
         lines.append("")

@@ -5,7 +5,7 @@ diagrams need a page: see REPORT.md or report.html)."""
 from __future__ import annotations
 
 from tcplab import table
-from tcplab.render import DRAWN, drawn, first_line, headline, kind, median, mode, outcome
+from tcplab.render import DRAWN, drawn, first_line, headline, kind, libraries, median, mode, outcome
 from tcplab.render import sections_by_id as by_id
 from tcplab.results import Run, Section
 
@@ -14,6 +14,8 @@ def _section(section: Section) -> list[str]:
     status = section.status.upper() + (f": {first_line(section.reason)}" if section.reason else "")
     lines = [f"{section.id}: {status} ({section.mode or '-'}; {section.observation or '-'}; "
              f"{section.duration:.2f} s)"]
+    if section.libraries:
+        lines.append(f"  libraries: {libraries(section)}")
     lines += [f"  {f.claim} {f.verdict}: {f.summary}" for f in section.findings]
     for conn in drawn(section):
         lines.append(f"  {kind(conn)} {conn.client}: {conn.segments} segments captured")

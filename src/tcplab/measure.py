@@ -1,18 +1,34 @@
-"""Measuring where an end went, without asserting it.
+"""Measuring what the kernel did, without asserting it: the helpers scenarios share.
 
-``reaches`` asserts the state an end must reach, which is right while a scenario drives
-the states; but when that next state is what a judge decides on (TIME_WAIT or not, on which
-side), asserting it first would leave the judge nothing to decide. ``leaves`` waits for the
-transition and returns what the kernel then reports; ``path_of`` is an end's observed path
-as the judges take it.
+A public module, for your own scenarios as much as the bundled ones (``from tcplab.measure
+import leaves, path_of``). ``tcplab.expect`` asserts (``reaches`` fails unless the end gets
+there), which is right while a scenario drives the states; but when the next state is what
+a judge decides on (TIME_WAIT or not, on which side), asserting it first would leave the
+judge nothing to decide. These measure instead, and a value such as None ("gone", "never
+armed") is a result:
+
+=================  =====================================================================
+``leaves``         wait until an end is in none of some states; the record then (None: gone)
+``stays``          how long an end stays in a state, up to a limit (0: not in it)
+``path_of``        the states an end was observed in, in order, as names (None: gone)
+``traced_of``      the same from the kernel's own transitions (tracefs), () if not traced
+``state_of``       a record's state name, None for a socket the kernel no longer reports
+``timer_left``     seconds left on a record's timer of one kind, None if not armed
+=================  =====================================================================
+
+Like ``tcplab.expect``, the waits run under trio or asyncio (through anyio).
 """
 
 from __future__ import annotations
 
-import trio
+__all__ = ["leaves", "path_of", "state_of", "stays", "timer_left", "traced_of"]
 
-from tcplab import Connection, End, SocketRecord, TcpState, TimerKind
+import anyio
+
 from tcplab.expect import eventually, within
+from tcplab.kernel.model import SocketRecord, TimerKind
+from tcplab.lab import Connection, End
+from tcplab.states import TcpState
 
 
 async def leaves(end: End, *states: TcpState, timeout: float = 5.0) -> SocketRecord | None:
@@ -56,7 +72,7 @@ async def stays(end: End, state: TcpState, *, up_to: float) -> float:
     Unlike ``holds`` it does not assert: a state that does not last is a measurement. When
     the whole stretch was held, its last observation (and the peers') is recorded, so the
     timeline shows how long it lasted."""
-    started = trio.current_time()
+    started = anyio.current_time()
 
     def left() -> bool:
         record = end.observe_all()
@@ -65,8 +81,8 @@ async def stays(end: End, state: TcpState, *, up_to: float) -> float:
     if left():
         return 0.0
     if await within(left, timeout=up_to):
-        return trio.current_time() - started
+        return anyio.current_time() - started
     for peer in end.peers:
         peer.observe(source="held", force=True)
     end.observe(source="held", force=True)
-    return trio.current_time() - started
+    return anyio.current_time() - started
