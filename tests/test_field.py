@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,23 @@ def test_the_probe_reads_every_socket_of_the_leak_checks_own_message() -> None:
 
 
 def test_indented_lines_after_a_socket_are_where_it_was_opened() -> None:
-    text = ("test_x leaked 1 TCP socket of process 9, still open after the test's teardown:\n"
-            "  fd 9    127.0.0.1:1 -> 127.0.0.1:2  ESTABLISHED\n"
-            "      opened at tests/test_x.py:12 in test_leaky\n"
-            "      socket.socket(...)\n"
+    # The teardown error of tcplab.pytest_leaks: the socket, then where it was opened.
+    text = ("test_leaky: 2 TCP sockets of process 9 still open after the test's teardown\n"
+            "  fd 9    127.0.0.1:1 -> 127.0.0.1:2  ESTABLISHED  <- nobody closed it\n"
+            "    opened at tests/test_x.py:12 in test_leaky\n"
+            "      tests/test_x.py:12 in test_leaky\n"
+            "  fd 10   127.0.0.1:3 -> 0.0.0.0:0  LISTEN  <- a listener nobody closed\n"
+            "    opened at tests/test_x.py:11 in test_leaky\n"
             "\n"
-            "another paragraph\n")
-    (found,) = probe.parse_flagged(text)
-    assert found["where"] == ["opened at tests/test_x.py:12 in test_leaky", "socket.socket(...)"]
+            "module-scoped fixture 'server' (set up for test_a): 1 TCP socket of process 9 "
+            "still open after the fixture's teardown\n"
+            "  fd 11   127.0.0.1:4 -> 0.0.0.0:0  LISTEN  <- a listener nobody closed\n")
+    first, second, third = probe.parse_flagged(text)
+    assert first["where"] == ["opened at tests/test_x.py:12 in test_leaky",
+                              "tests/test_x.py:12 in test_leaky"]
+    assert (first["detail"], second["where"]) == (
+        "<- nobody closed it", ["opened at tests/test_x.py:11 in test_leaky"])
+    assert (third["fd"], third["where"]) == (11, [])
 
 
 def test_an_ordinary_failure_is_no_flag() -> None:
@@ -78,15 +88,19 @@ def test_the_probe_names_the_point_where_a_followed_socket_closed(tmp_path: Path
     kept, closed = socket.socket(), socket.socket()  # TCP, never bound: no traffic
     try:
         first, second = _entry(kept), _entry(closed)
+        server = threading.Thread(target=closed.close, name="Thread-9 (serve)")
+        second["threads"] = [(1, "Thread-0 (gone)"), *probe._threads()]
         tracker.pending = [first, second]
         tracker.current = TEST
         tracker.check("fixture", fixture="server", scope="function")
         assert first["closing"] is None and second["closing"] is None
-        closed.close()
+        server.start()
+        server.join()
         tracker.check("fixture", fixture="server", scope="function")
         closing = second.get("closing") or {}
         assert (closing["point"], closing["fixture"], closing["during"]) == (
             "fixture", "server", TEST)
+        assert closing["threads_ended"] == ["Thread-0 (gone)"]  # alive at the flag, ended
         assert tracker.pending == [first]
         assert probe.resolve(kept.fileno(), "0.0.0.0:0") == first["inode"]
         assert probe.resolve(kept.fileno(), "0.0.0.0:1") is None  # not the flagged socket
@@ -125,8 +139,17 @@ def _socket(**changes: Any) -> FlaggedSocket:
      False, "closed by module-scoped fixture server"),
     (_socket(closing=Closing("finalizer", TEST, finalizer="socket.close")), False,
      "closed by a finalizer: socket.close"),
+    (_socket(closing=Closing("finalizer", "tests/test_x.py::test_next", finalizer="stop",
+                             node="tests/test_x.py")), False, "closed by a finalizer: stop"),
     (_socket(closing=Closing("report", "tests/test_x.py::test_next", after_s=1.0)), False,
-     "closed later, outside any teardown"),
+     "closed later, outside its teardown"),
+    # a later test's own function-scoped fixture cannot have closed an earlier test's socket
+    (_socket(closing=Closing("fixture", "tests/test_x.py::test_next", "server", "function",
+                             threads_ended=("Thread-5 (serve)",))), False,
+     "closed later by a thread that ended then"),
+    (_socket(closing=Closing("finalizer", "tests/test_x.py::test_next", finalizer="close",
+                             node="tests/test_x.py::test_next")), False,
+     "closed later, outside its teardown"),
 ])
 def test_the_classification_rule(sock: FlaggedSocket, real: bool, cause: str) -> None:
     classification = classify(sock)

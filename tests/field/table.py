@@ -17,8 +17,10 @@ The rule (one per socket, and a test is a real leak if any of its flagged socket
   ``request.addfinalizer``, e.g. ``socket.close``): **false**, closed by that finalizer;
 * closed during a test's teardown outside any fixture's teardown: **false**, closed by a
   finalizer the test registered (``request.addfinalizer``) or by its loop running again;
-* closed at any other point (a later test's setup or call): **false**, closed by a thread or
-  a callback of the suite, that many seconds after the flag.
+* closed at any other point (a later test's setup, call or function-scoped teardown, or
+  between finalizers): **false**, closed by code running beside the tests, that many
+  seconds after the flag; the threads alive at the flag that had ended by then are named
+  (a server thread of the test that sleeps, then closes its connection).
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ class Closing:
     fixture: str | None = None
     scope: str | None = None
     finalizer: str | None = None
+    #: The node whose finalizer ran (a fixture's finish or a callable), when one did.
+    node: str | None = None
     after_s: float = 0.0
+    #: Threads alive when the flag was reported that had ended when it was seen closed.
+    threads_ended: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,8 @@ class FlaggedSocket:
             closing=None if closing is None else Closing(
                 point=str(closing["point"]), during=closing.get("during"),
                 fixture=closing.get("fixture"), scope=closing.get("scope"),
-                finalizer=closing.get("finalizer"),
+                finalizer=closing.get("finalizer"), node=closing.get("node"),
+                threads_ended=tuple(closing.get("threads_ended", ())),
                 after_s=float(closing.get("after_s", 0.0))),
             open_at_end=entry.get("open_at_end"),
         )
@@ -89,6 +96,30 @@ class Classification:
     real: bool
     cause: str
     evidence: str
+
+
+#: What a closing point means, in the evidence.
+POINTS = {
+    "report": "while pytest reported", "setup": "at the setup of", "call": "after the call of",
+    "before-teardown": "before the teardown of", "teardown": "during the teardown of",
+    "fixture": "at a fixture's teardown in", "finalizer": "at a finalizer of",
+}
+
+
+def _owns(closing: Closing, nodeid: str) -> bool:
+    """Whether the teardown that ran when the socket closed can be the flagged test's own.
+
+    Its own test's fixtures and finalizers can; after a later test, only a wider-scoped
+    fixture or a finalizer of a node above the test (its class, module, session) can: a
+    later test's function-scoped teardown owns nothing of an earlier test, so a close seen
+    then was made by something else running at the same time.
+    """
+    if closing.during is None or closing.during == nodeid:
+        return True
+    if closing.point == "fixture":
+        return (closing.scope or "function") != "function"
+    node = closing.node
+    return node is not None and (node == "" or nodeid.startswith(node + "::"))
 
 
 def classify(sock: FlaggedSocket) -> Classification:
@@ -104,38 +135,39 @@ def classify(sock: FlaggedSocket) -> Classification:
                                   f"fd {sock.fd} {sock.four_tuple} {sock.state}: still held by "
                                   "the process when the session ended (after gc.collect())")
         return Classification(False, "not followed", "the probe recorded no end for it")
-    later = closing.during is not None and closing.during != sock.nodeid
     after = f"{closing.after_s:.2f} s after the flag"
+    own = closing.during is None or closing.during == sock.nodeid
     if closing.point == "gc-at-end":
         return Classification(True, "closed only by garbage collection at session end",
                               f"fd {sock.fd} {sock.four_tuple} {sock.state}: no code closed it; "
                               "the final gc.collect() did")
-    if closing.point == "fixture":
-        scope = closing.scope or "function"
-        if later:
-            return Classification(False, f"closed by {scope}-scoped fixture {closing.fixture}",
-                                  f"closed by the teardown of {scope}-scoped fixture "
-                                  f"{closing.fixture} after test {closing.during}, {after}")
-        return Classification(False, f"closed by fixture teardown: {closing.fixture}",
-                              f"closed by the teardown of fixture {closing.fixture} "
-                              f"({scope} scope) of the same test, {after}")
-    if closing.point == "finalizer":
-        whose = f"later test {closing.during}" if later else "the same test"
-        return Classification(False, f"closed by a finalizer: {closing.finalizer}",
-                              f"closed by finalizer {closing.finalizer} (registered with "
-                              f"request.addfinalizer) in the teardown of {whose}, {after}")
-    if closing.point == "teardown" and not later:
-        return Classification(False, "closed by the test's own finalizer",
-                              "closed during the test's teardown outside any fixture's "
-                              f"teardown (a finalizer the test registered), {after}")
     if closing.point == "session-end":
         return Classification(False, "closed at session end",
                               f"closed after the last test's teardown, before pytest's "
                               f"session finish, {after}")
-    return Classification(False, "closed later, outside any teardown",
-                          f"closed {after}, at {closing.point} of "
-                          f"{'a later test' if later else 'the same test'} "
-                          f"({closing.during}), outside any teardown")
+    if closing.point == "fixture" and _owns(closing, sock.nodeid):
+        scope = closing.scope or "function"
+        if own:
+            return Classification(False, f"closed by fixture teardown: {closing.fixture}",
+                                  f"closed by the teardown of fixture {closing.fixture} "
+                                  f"({scope} scope) of the same test, {after}")
+        return Classification(False, f"closed by {scope}-scoped fixture {closing.fixture}",
+                              f"closed by the teardown of {scope}-scoped fixture "
+                              f"{closing.fixture} after test {closing.during}, {after}")
+    if closing.point == "finalizer" and _owns(closing, sock.nodeid):
+        whose = "the same test" if own else f"{closing.node or 'the session'}"
+        return Classification(False, f"closed by a finalizer: {closing.finalizer}",
+                              f"closed by finalizer {closing.finalizer} (registered with "
+                              f"request.addfinalizer) in the teardown of {whose}, {after}")
+    threads = ", ".join(closing.threads_ended)
+    where = f"{POINTS.get(closing.point, closing.point)} {'its own test' if own else 'a later test'}"
+    evidence = (f"closed {after}, {where} ({closing.during}), by no teardown of its test or "
+                "of a scope above it")
+    if threads:
+        return Classification(False, "closed later by a thread that ended then",
+                              f"{evidence}; threads alive at the flag that had ended by then: "
+                              f"{threads}")
+    return Classification(False, "closed later, outside its teardown", evidence)
 
 
 # -- runs ------------------------------------------------------------------------------------

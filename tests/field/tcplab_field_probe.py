@@ -13,9 +13,10 @@ each flagged socket after the flag, to tell a real leak from a false alarm by me
   (``pytest_fixture_post_finalizer``: fixtures finished outside that list), at the start
   and end of every test's teardown, at every later test's setup and call, and at the
   session's end before and after a ``gc.collect()``;
-* the first point where it is gone is recorded, with the test running then and the seconds
-  since the flag; a socket still held when the session ends (after collection) never was
-  closed by the suite.
+* the first point where it is gone is recorded, with the test running then, the seconds
+  since the flag, and the threads alive at the flag that had ended by then (a server thread
+  of the test that closed it on its way out shows there); a socket still held when the
+  session ends (after collection) never was closed by the suite.
 
 The flag itself is read from the failure text the plugin writes (one line per socket:
 ``fd N  LOCAL -> REMOTE  STATE ...``, followed by indented lines, which are kept as the
@@ -32,6 +33,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from collections.abc import Generator
 from pathlib import Path
@@ -124,6 +126,12 @@ def resolve(fd: int, local: str) -> int | None:
     return inode if own == local else None
 
 
+def _threads() -> list[tuple[int, str]]:
+    """The threads alive now but the main one: (ident, name), e.g. ``Thread-5 (serve)``."""
+    return [(t.ident or 0, t.name) for t in threading.enumerate()
+            if t is not threading.main_thread()]
+
+
 def _finalizer_label(fin: Any) -> tuple[str, dict[str, str]]:
     """``("fixture", name and scope)`` for a fixture's finish, else ``("finalizer", name)``."""
     if isinstance(fin, functools.partial):
@@ -171,10 +179,11 @@ class Probe:
         if not sockets:
             return
         now = time.monotonic()
+        threads = _threads()
         for entry in sockets:
             inode = resolve(entry["fd"], entry["local"])
             entry.update(inode=inode, resolved=inode is not None, flagged_at=now - self.started,
-                         closing=None, open_at_end=None)
+                         closing=None, open_at_end=None, threads=threads)
             if inode is not None:
                 self.pending.append(entry)
         self.flagged.append({"nodeid": report.nodeid, "phase": report.when,
@@ -186,13 +195,16 @@ class Probe:
             return
         held = held_inodes()
         now = time.monotonic() - self.started
+        alive = {ident for ident, _name in _threads()}
         still = []
         for entry in self.pending:
             if entry["inode"] in held:
                 still.append(entry)
                 continue
+            ended = [name for ident, name in entry.get("threads", ()) if ident not in alive]
             entry["closing"] = {"point": point, "during": self.current,
-                                "after_s": round(now - entry["flagged_at"], 4), **where}
+                                "after_s": round(now - entry["flagged_at"], 4),
+                                "threads_ended": ended, **where}
         self.pending = still
 
     def wrap_finalizers(self, session: pytest.Session) -> None:
