@@ -184,12 +184,14 @@ def test_the_table_takes_medians_and_counts_each_flagged_test_once() -> None:
     assert (summary.with_passed, summary.with_leak_failures, summary.with_s) == (6, 2, 12.5)
     assert summary.flagged_per_run == (2, 1, 2)
     assert summary.ratio == pytest.approx(12.5 / 11.0)
+    assert summary.pair_ratios == pytest.approx((1.2, 13 / 11, 12.5 / 30))
     assert summary.overhead_ms_per_test == pytest.approx(150.0)
     assert [t.nodeid for t in summary.real] == ["t0"]
     assert [(t.nodeid, t.runs) for t in summary.false] == [("t1", 2)]
     assert summary.false_causes() == {"closed by fixture teardown: server": 1}
     markdown = render_markdown([summary])
     assert "| demo 1.0 (10; 1 skipped or xfail) | 8 passed, 1 failed, 11.0 s |" in markdown
+    assert "1.14× (+150.0 ms/test; pairs: 1.20, 1.18, 0.42) | 1 / 1 |" in markdown
     assert "| demo | `t0` | 3/3 | fd 5 127.0.0.1:5 -> 0.0.0.0:0 LISTEN |" in markdown
     assert "| demo | closed by fixture teardown: server | 1 |" in markdown
     assert "Every flagged test" not in markdown

@@ -111,6 +111,8 @@ def _aiohttp_layout(tree: Path, run_dir: Path, package: Path) -> Layout:
     # with its compiled parsers, is what a user runs).
     if not (run_dir / "tests").exists():
         shutil.copytree(tree / "tests", run_dir / "tests")
+    # test_static_file_directory_traversal_attack serves ../README.rst from tests/.
+    shutil.copy(tree / "README.rst", run_dir / "README.rst")
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(tree / "pytest.ini")
     ini["pytest"]["addopts"] = AIOHTTP_ADDOPTS

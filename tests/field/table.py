@@ -266,6 +266,8 @@ class SuiteSummary:
     with_s: float
     flagged: tuple[FlaggedTest, ...]
     flagged_per_run: tuple[int, ...]
+    #: with / without of each pair of neighbouring runs (same index): how noisy the ratio is.
+    pair_ratios: tuple[float, ...] = ()
 
     @property
     def ratio(self) -> float:
@@ -315,6 +317,8 @@ def summarize(suite: str, title: str, runs: Sequence[Run]) -> SuiteSummary:
         with_s=_median(r.wall_s for r in with_),
         flagged=tuple(sorted(flagged.values(), key=lambda t: t.nodeid)),
         flagged_per_run=tuple(len(r.flagged_ids) for r in with_),
+        pair_ratios=tuple(w.wall_s / o.wall_s for w in with_ for o in without
+                          if o.index == w.index and o.wall_s),
     )
 
 
@@ -348,12 +352,16 @@ def render_markdown(summaries: Sequence[SuiteSummary], *, heading: str = "",
                    f"{s.without_s:.1f} s")
         with_ = (f"{_n(s.with_passed)} passed, {_n(s.with_failed)} failed "
                  f"({_n(s.with_leak_failures)} by the leak check), {s.with_s:.1f} s")
+        pairs = ", ".join(f"{r:.2f}" for r in s.pair_ratios)
         lines.append(
-            f"| {s.title} ({s.tests:,}; {_n(s.skipped)} skipped or xfail) | {without} | {with_} | {s.ratio:.2f}× "
-            f"({s.overhead_ms_per_test:+.1f} ms/test) | {len(s.real)} / {len(s.false)} |")
+            f"| {s.title} ({s.tests:,}; {_n(s.skipped)} skipped or xfail) | {without} | "
+            f"{with_} | {s.ratio:.2f}× ({s.overhead_ms_per_test:+.1f} ms/test; pairs: {pairs}) "
+            f"| {len(s.real)} / {len(s.false)} |")
     runs = sorted({s.runs for s in summaries})
     lines += ["", f"Medians of {'/'.join(str(r) for r in runs)} alternating runs per mode "
-              "(without, with, without, ...); failed counts errors; flagged per with-run: "
+              "(without, with, without, ...); the ratio is that of the medians, pairs are "
+              "each with-run over the run just before it; failed counts errors; flagged per "
+              "with-run: "
               + "; ".join(f"{s.suite} {', '.join(str(n) for n in s.flagged_per_run)}"
                           for s in summaries) + "."]
     real = [(s, t) for s in summaries for t in s.real]
@@ -409,6 +417,7 @@ def to_json(summaries: Sequence[SuiteSummary]) -> list[dict[str, Any]]:
             "with": {"passed": s.with_passed, "failed": s.with_failed,
                      "leak_failures": s.with_leak_failures, "wall_s": round(s.with_s, 3)},
             "ratio": round(s.ratio, 3),
+            "pair_ratios": [round(r, 3) for r in s.pair_ratios],
             "overhead_ms_per_test": round(s.overhead_ms_per_test, 2),
             "flagged_per_run": list(s.flagged_per_run),
             "real": len(s.real), "false": len(s.false),
