@@ -136,3 +136,15 @@ def report(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", "tests/test_report_render.py", "-v", "-rs", *session.posargs,
                 env={"TCPLAB_REPORT_DIR": "results"})
+
+
+@nox.session(name="plugin-field")
+def plugin_field(session: nox.Session) -> None:
+    """The leak check on real suites (issue 12): trio 0.35, anyio 4.16 and 13 socket-heavy
+    test files of aiohttp 3.14, each in a virtualenv of its own with its test dependencies
+    and tcplab, run without and with ``--tcplab-leaks``, alternating, 3 runs per mode
+    (``-- --runs 1`` for fewer, ``-- --suites trio``, ``-- -k EXPR`` for the suites' pytest);
+    each flagged test classified by measurement (tests/field). Table: results/field/field.md
+    and field.json. The harness needs only the standard library; it makes the suites'
+    virtualenvs itself, under this session's tmp directory, reused from run to run."""
+    session.run("python", "-m", "tests.field", "--work", session.create_tmp(), *session.posargs)
