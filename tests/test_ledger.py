@@ -167,6 +167,8 @@ def test_claims_markdown_is_the_readme_table(run_file: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("| claim | articles |") and len(lines) == 2 + len(claims.CLAIMS)
+    assert "| K01 | kernel docs (`Documentation/networking/ip-sysctl.rst`) |" in done.stdout
+    assert "| L01 | tracker (`urllib3 #2100, #1301, #3189`) |" in done.stdout
     c37 = next(line for line in lines if line.startswith("| C37 |"))
     assert "| not reproducible |" in c37
     readme = (ROOT / "README.md").read_text()

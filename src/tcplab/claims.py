@@ -85,6 +85,15 @@ class Claim:
         return ", ".join(self.seed_ids) or (self.source or "")
 
     @property
+    def cited(self) -> str:
+        """Where the claim comes from, as the README's table says it: the article numbers,
+        the kernel document, or the library's tracker issues."""
+        if self.seed_ids:
+            return self.origin
+        where = "kernel docs" if self.section == KERNEL_DOCS else "tracker"
+        return f"{where} (`{self.source}`)"
+
+    @property
     def seeds(self) -> tuple[str, ...]:
         """The articles' file names that make the claim (``000_a5d694d67cf6e220.txt``, ...)."""
         return tuple(ARTICLES[s].file for s in self.seed_ids)

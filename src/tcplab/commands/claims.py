@@ -82,13 +82,12 @@ def render(rows: list[ledger.Row]) -> str:
 
 
 def markdown(rows: list[ledger.Row]) -> str:
-    """The ledger as the README's Markdown table: each claim with the articles that make it,
-    our wording, the verdict (or why there is none) and the scenarios that judged it."""
+    """The ledger as the README's Markdown table: each claim with the articles (or the kernel
+    document, or the library's tracker issues) that make it, our wording, the verdict (or why there is none) and the scenarios that judged it."""
     out = ["| claim | articles | what the articles say (our words) | verdict | scenario |",
            "|---|---|---|---|---|"]
     for r in rows:
         verdict = f"**{r.verdict}**" if r.verdict else r.status
         scenarios = ", ".join(f"`{s}`" for s in r.scenarios) or "-"
-        articles = r.claim.origin if r.claim.seed_ids else f"kernel docs (`{r.claim.source}`)"
-        out.append(f"| {r.claim.id} | {articles} | {r.claim.statement} | {verdict} | {scenarios} |")
+        out.append(f"| {r.claim.id} | {r.claim.cited} | {r.claim.statement} | {verdict} | {scenarios} |")
     return "\n".join(out)
