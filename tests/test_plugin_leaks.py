@@ -5,7 +5,9 @@ inner pytest run (``pytester`` in a subprocess) on real loopback sockets."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -373,9 +375,7 @@ def test_clean_with_a_thread_left_running():
 
 def test_threads_the_test_started_may_close_its_sockets_before_the_verdict(
         pytester: pytest.Pytester) -> None:
-    import json
     import time
-    import xml.etree.ElementTree as ET
 
     pytester.makepyfile(test_threads=THREADS)
     started = time.monotonic()
@@ -628,12 +628,18 @@ def test_clean():
 def test_nothing():
     pass
 ''')
-    result = _run(pytester, "-n", "2", "--tcplab-leaks")
+    result = _run(pytester, "-n", "2", "--tcplab-leaks", "--junitxml=junit.xml")
     result.assert_outcomes(passed=3, errors=1)
     output = result.stdout.str()
     assert "ERROR at teardown of test_leak" in output
     assert re.search(r"opened at test_a.py:4 in test_leak", output)
     result.stdout.fnmatch_lines(["*tcplab: 1 test (of 3 checked) left TCP sockets open*"])
+    # the record travels from the worker with the report
+    (prop,) = ET.parse(pytester.path / "junit.xml").getroot().iter("property")
+    record = json.loads(prop.get("value") or "")
+    assert (prop.get("name"), record["test"], record["state"], record["opened"]) == (
+        "tcplab_leaks", "test_a.py::test_leak", "LISTEN",
+        {"file": "test_a.py", "line": 4, "function": "test_leak"})
 
 
 def test_the_readmes_leak_example_runs_as_pasted(pytester: pytest.Pytester) -> None:
