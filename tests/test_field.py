@@ -1,8 +1,7 @@
 """The field harness's own logic (``nox -s plugin-field``), without network and without suites.
 
-The probe's reading of the leak check's failure text (checked against the text tcplab's own
-``render_leaks`` writes, so a change of that format shows here first), its following of a
-socket's inode until it closes, the classification rule, and the table built from runs.
+The probe's reading of the leak check's records (made by tcplab's own ``leak_record``, so a
+change of their fields shows here first), its following of a socket's inode until it closes, the classification rule, and the table built from runs.
 """
 
 from __future__ import annotations
@@ -29,52 +28,59 @@ from field.table import (
     to_json,
 )
 from tcplab.kernel.model import Address, FourTuple, SocketRecord
-from tcplab.leaks import HeldSocket, Leak, render_leaks
+from tcplab.leaks import HeldSocket, ThreadFate
+from tcplab.origins import Origin
+from tcplab.pytest_leaks import PROPERTY, _Flag, leak_record
 from tcplab.states import TcpState
 
 TEST = "tests/test_x.py::test_leaky"
 
 
-def _rendered() -> str:
+def _report(records: list[dict[str, Any]], nodeid: str = TEST) -> pytest.TestReport:
+    """A teardown report as the leak check leaves it: a JSON record per flagged socket."""
+    return pytest.TestReport(nodeid, ("tests/test_x.py", 1, "test_leaky"), {}, "failed",
+                             "the leak check's text, not read", "teardown",
+                             user_properties=[("other", "x"), *(
+                                 (PROPERTY, json.dumps(r)) for r in records)])
+
+
+def test_the_probe_follows_the_inodes_of_the_leak_checks_own_records(tmp_path: Path) -> None:
     listener = SocketRecord(state=TcpState.LISTEN, inode=11, four_tuple=FourTuple(
         Address("127.0.0.1", 40000), Address("0.0.0.0", 0)))
-    waiting = SocketRecord(state=TcpState.CLOSE_WAIT, inode=12, recv_q=1, four_tuple=FourTuple(
-        Address("::1", 40001), Address("::1", 50000)))
-    leaks = [Leak(HeldSocket(7, listener), "opened and never closed"),
-             Leak(HeldSocket(12, waiting), "the peer closed it and this process never did")]
-    return render_leaks(leaks, what="test_leaky")
-
-
-def test_the_probe_reads_every_socket_of_the_leak_checks_own_message() -> None:
-    found = probe.parse_flagged(_rendered())
-    assert [(f["fd"], f["local"], f["remote"], f["state"]) for f in found] == [
-        (7, "127.0.0.1:40000", "0.0.0.0:0", "LISTEN"),
-        (12, "[::1]:40001", "[::1]:50000", "CLOSE_WAIT"),
-    ]
-
-
-def test_indented_lines_after_a_socket_are_where_it_was_opened() -> None:
-    # The teardown error of tcplab.pytest_leaks: the socket, then where it was opened.
-    text = ("test_leaky: 2 TCP sockets of process 9 still open after the test's teardown\n"
-            "  fd 9    127.0.0.1:1 -> 127.0.0.1:2  ESTABLISHED  <- nobody closed it\n"
-            "    opened at tests/test_x.py:12 in test_leaky\n"
-            "      tests/test_x.py:12 in test_leaky\n"
-            "  fd 10   127.0.0.1:3 -> 0.0.0.0:0  LISTEN  <- a listener nobody closed\n"
-            "    opened at tests/test_x.py:11 in test_leaky\n"
-            "\n"
-            "module-scoped fixture 'server' (set up for test_a): 1 TCP socket of process 9 "
-            "still open after the fixture's teardown\n"
-            "  fd 11   127.0.0.1:4 -> 0.0.0.0:0  LISTEN  <- a listener nobody closed\n")
-    first, second, third = probe.parse_flagged(text)
+    origin = Origin((("/root/tests/test_x.py", 12, "test_leaky"),))
+    with socket.socket() as held:  # TCP, never bound: no traffic
+        fd, inode = held.fileno(), probe.socket_inode(held.fileno())
+        assert inode is not None
+        waiting = SocketRecord(state=TcpState.CLOSE_WAIT, inode=inode, recv_q=1,
+                               four_tuple=FourTuple(Address("::1", 40001), Address("::1", 5)))
+        records = [leak_record(_Flag(HeldSocket(7, listener), origin, None), TEST, Path("/root")),
+                   leak_record(_Flag(HeldSocket(fd, waiting), None, None,
+                                     (ThreadFate("Thread-3 (serve)", None),), 2.0),
+                               TEST, Path("/root"))]
+        tracker = probe.Probe(tmp_path / "out.json")
+        tracker.flag(_report(records))
+        (flag,) = tracker.flagged
+        first, second = flag["sockets"]
+    assert (flag["nodeid"], flag["phase"]) == (TEST, "teardown")
+    assert [(f["inode"], f["fd"], f["local"], f["remote"], f["state"]) for f in (first, second)] \
+        == [(11, 7, "127.0.0.1:40000", "0.0.0.0:0", "LISTEN"),
+            (inode, fd, "[::1]:40001", "[::1]:5", "CLOSE_WAIT")]
     assert first["where"] == ["opened at tests/test_x.py:12 in test_leaky",
-                              "tests/test_x.py:12 in test_leaky"]
-    assert (first["detail"], second["where"]) == (
-        "<- nobody closed it", ["opened at tests/test_x.py:11 in test_leaky"])
-    assert (third["fd"], third["where"]) == (11, [])
+                              "  tests/test_x.py:12 in test_leaky"]
+    assert first["detail"] == "a listener nobody closed"
+    assert second["record"]["threads"] == [{"name": "Thread-3 (serve)", "ended_after_s": None}]
+    # inode 11 was never this process's: closed before the flag came, not followed; the
+    # other one is followed until it closes (here, by the end of the ``with``)
+    assert (first["held_at_flag"], second["held_at_flag"]) == (False, True)
+    assert tracker.pending == [second]
+    tracker.check("call")
+    assert second["closing"]["point"] == "call"
 
 
-def test_an_ordinary_failure_is_no_flag() -> None:
-    assert probe.parse_flagged("AssertionError: fd 3  a:1 -> b:2  LISTEN") == []
+def test_a_report_without_records_is_no_flag(tmp_path: Path) -> None:
+    tracker = probe.Probe(tmp_path / "out.json")
+    tracker.flag(_report([]))
+    assert tracker.flagged == [] and probe.flagged_records(_report([])) == []
 
 
 def _entry(sock: socket.socket) -> dict[str, Any]:
@@ -102,8 +108,6 @@ def test_the_probe_names_the_point_where_a_followed_socket_closed(tmp_path: Path
             "fixture", "server", TEST)
         assert closing["threads_ended"] == ["Thread-0 (gone)"]  # alive at the flag, ended
         assert tracker.pending == [first]
-        assert probe.resolve(kept.fileno(), "0.0.0.0:0") == first["inode"]
-        assert probe.resolve(kept.fileno(), "0.0.0.0:1") is None  # not the flagged socket
     finally:
         kept.close()
         closed.close()
@@ -132,7 +136,7 @@ def _socket(**changes: Any) -> FlaggedSocket:
     (_socket(open_at_end=True), True, "still open at session end"),
     (_socket(closing=Closing("gc-at-end", during=None)), True,
      "closed only by garbage collection at session end"),
-    (_socket(resolved=False), False, "closed before the flag was reported"),
+    (_socket(held_at_flag=False), False, "closed before the flag was reported"),
     (_socket(closing=Closing("fixture", TEST, "aiohttp_client", "function")), False,
      "closed by fixture teardown: aiohttp_client"),
     (_socket(closing=Closing("fixture", "tests/test_x.py::test_next", "server", "module")),
@@ -159,7 +163,7 @@ def test_the_classification_rule(sock: FlaggedSocket, real: bool, cause: str) ->
 def _probe_socket(fd: int, *, closing: dict[str, Any] | None = None,
                   open_at_end: bool = False) -> dict[str, Any]:
     return {"fd": fd, "local": f"127.0.0.1:{fd}", "remote": "0.0.0.0:0", "state": "LISTEN",
-            "resolved": True, "closing": closing, "open_at_end": open_at_end, "where": []}
+            "held_at_flag": True, "closing": closing, "open_at_end": open_at_end, "where": []}
 
 
 def _run(mode: str, index: int, wall: float, flagged: list[dict[str, Any]]) -> Run:

@@ -5,7 +5,9 @@ inner pytest run (``pytester`` in a subprocess) on real loopback sockets."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -236,7 +238,8 @@ def test_ini_options_enable_the_check_and_the_marker_allows_ports(
     result = _run(pytester, ini="tcplab_leaks = true\ntcplab_leaks_grace = 0.05\n")
     result.assert_outcomes(passed=4, errors=2)  # the leak, and the connection kept
     output = result.stdout.str()
-    assert "tcplab: leak check on every test (grace 0.05 s)" in output
+    assert "tcplab: leak check on every test (grace 0.05 s, threads the test started " \
+        "waited for up to 2 s)" in output
     assert "ERROR at teardown of test_leaks" in output
     assert "ERROR at teardown of test_keeps_a_connection_to_the_allowed_port" in output
     result.stdout.fnmatch_lines(["*tcplab: 2 tests (of 3 checked) left TCP sockets open*"])
@@ -296,6 +299,125 @@ def test_a_detached_fd_is_found_with_where_it_was_opened(pytester: pytest.Pytest
     assert f"opened at test_detached.py:{_line_of(DETACHED, 'trio.socket.socket()')} in " \
         "test_trio_detach" in output
     assert "(in no kernel table: never connected" in output
+
+
+THREADS = '''
+import socket
+import threading
+import time
+
+import pytest
+
+KEEP = []
+
+
+@pytest.fixture
+def listener():
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        yield sock
+
+
+def _serve(listener, name, then):
+    """Start a thread that accepts one connection, then does ``then(conn)``."""
+    accepted = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        accepted.set()
+        then(conn)
+
+    threading.Thread(target=serve, daemon=True, name=name).start()
+    with socket.create_connection(listener.getsockname()):
+        assert accepted.wait(5)
+
+
+def _sleep_then_close(conn):
+    time.sleep(1)
+    conn.close()
+
+
+def _keep_and_end(conn):
+    KEEP.append(conn)
+    time.sleep(0.2)
+
+
+def _keep_forever(conn):
+    KEEP.append(conn)
+    while True:
+        time.sleep(0.05)
+
+
+def test_closes_after_a_second(listener):
+    _serve(listener, "serve-slow", _sleep_then_close)  # as anyio's test_receive_timeout
+
+
+@pytest.mark.tcplab_leaks(thread_wait=0)
+def test_closes_after_a_second_not_waited_for(listener):
+    _serve(listener, "serve-unwaited", _sleep_then_close)
+
+
+def test_ends_without_closing(listener):
+    _serve(listener, "serve-keeps", _keep_and_end)
+
+
+@pytest.mark.tcplab_leaks(thread_wait=0.5)
+def test_never_ends(listener):
+    _serve(listener, "serve-forever", _keep_forever)
+
+
+@pytest.mark.tcplab_leaks(thread_wait=60)
+def test_clean_with_a_thread_left_running():
+    threading.Thread(target=time.sleep, args=(60,), daemon=True, name="sleeper").start()
+    with socket.create_server(("127.0.0.1", 0)) as sock:
+        socket.create_connection(sock.getsockname()).close()
+'''
+
+
+def test_threads_the_test_started_may_close_its_sockets_before_the_verdict(
+        pytester: pytest.Pytester) -> None:
+    import time
+
+    pytester.makepyfile(test_threads=THREADS)
+    started = time.monotonic()
+    result = _run(pytester, "--tcplab-leaks", "--junitxml=junit.xml")
+    took = time.monotonic() - started
+    result.assert_outcomes(passed=5, errors=3)
+    output = result.stdout.str()
+    # a server thread that closes 1 s after the teardown: waited for, no flag
+    assert not re.search(r"ERROR at teardown of test_closes_after_a_second\b(?!_)", output)
+    # the same with the wait switched off: flagged, and the thread named as not waited for
+    assert re.search(r"a thread the test started, serve-unwaited, was still running \(not "
+                     r"waited for: tcplab_leaks_thread_wait = 0\)", output)
+    # a thread that ends without closing: flagged once it ended, not after the bound
+    assert re.search(r"a thread the test started, serve-keeps, ended [0-9.]+ s into the wait; "
+                     r"the socket stayed open", output)
+    # a daemon thread that never ends: flagged after the bound, and named
+    assert ("a thread the test started, serve-forever, was still running after 0.5 s "
+            "(tcplab_leaks_thread_wait)") in output
+    # a clean test is never waited for, whatever threads it left running (60 s bound)
+    assert "test_clean_with_a_thread_left_running" not in output.split("short test summary")[0]
+    assert took < 30, took
+    # each flagged socket is a record in the teardown report's user_properties (JUnit XML)
+    records = {}
+    for case in ET.parse(pytester.path / "junit.xml").getroot().iter("testcase"):
+        for prop in case.iter("property"):
+            assert prop.get("name") == "tcplab_leaks"
+            records[case.get("name")] = json.loads(prop.get("value") or "")
+    assert set(records) == {"test_closes_after_a_second_not_waited_for",
+                            "test_ends_without_closing", "test_never_ends"}
+    forever = records["test_never_ends"]
+    assert forever["test"] == "test_threads.py::test_never_ends"
+    assert (forever["state"], forever["accepted"], forever["thread"]) == (
+        "CLOSE_WAIT", True, "serve-forever")
+    assert forever["threads"] == [{"name": "serve-forever", "ended_after_s": None}]
+    assert forever["thread_wait_s"] == 0.5
+    assert forever["listener"]["opened"] == {
+        "file": "test_threads.py", "line": _line_of(THREADS, "socket.create_server"),
+        "function": "listener"}
+    assert forever["local"] == forever["listener"]["address"]
+    assert isinstance(forever["inode"], int) and isinstance(forever["fd"], int)
+    ended = records["test_ends_without_closing"]["threads"]
+    assert ended[0]["name"] == "serve-keeps" and ended[0]["ended_after_s"] < 1.5
 
 
 COUNT_GC = '''
@@ -506,12 +628,18 @@ def test_clean():
 def test_nothing():
     pass
 ''')
-    result = _run(pytester, "-n", "2", "--tcplab-leaks")
+    result = _run(pytester, "-n", "2", "--tcplab-leaks", "--junitxml=junit.xml")
     result.assert_outcomes(passed=3, errors=1)
     output = result.stdout.str()
     assert "ERROR at teardown of test_leak" in output
     assert re.search(r"opened at test_a.py:4 in test_leak", output)
     result.stdout.fnmatch_lines(["*tcplab: 1 test (of 3 checked) left TCP sockets open*"])
+    # the record travels from the worker with the report
+    (prop,) = ET.parse(pytester.path / "junit.xml").getroot().iter("property")
+    record = json.loads(prop.get("value") or "")
+    assert (prop.get("name"), record["test"], record["state"], record["opened"]) == (
+        "tcplab_leaks", "test_a.py::test_leak", "LISTEN",
+        {"file": "test_a.py", "line": 4, "function": "test_leak"})
 
 
 def test_the_readmes_leak_example_runs_as_pasted(pytester: pytest.Pytester) -> None:

@@ -113,7 +113,7 @@ async def test_adopted_sockets(tcplab_adopt):
     listener.close()
 
 
-@pytest.mark.tcplab_leaks(grace=2.0)
+@pytest.mark.tcplab_leaks  # the thread is waited for (tcplab_leaks_thread_wait)
 def test_a_server_thread_closing_a_moment_later_is_no_leak():
     import threading
 

@@ -23,8 +23,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,6 +158,49 @@ def wait_closed(inodes: Iterable[int], grace: float, loops: Iterable[Any] = ()) 
             time.sleep(step)
         left &= held_socket_inodes().keys()
     return left
+
+
+@dataclass(frozen=True)
+class ThreadFate:
+    """What a thread did while :func:`wait_threads` waited for it."""
+
+    name: str  # ``Thread-3 (serve)``
+    #: Seconds from the start of the wait to the moment it was seen ended; None: it was
+    #: still running when the wait stopped (at its bound, or once every socket was closed).
+    ended_after: float | None
+
+
+def wait_threads(
+    inodes: Iterable[int], threads: Sequence[threading.Thread], bound: float,
+    loops: Iterable[Any] = (),
+) -> tuple[set[int], list[ThreadFate]]:
+    """Those of ``inodes`` still held once ``threads`` ended (or after ``bound`` seconds,
+    or as soon as none is held), and what each thread did meanwhile.
+
+    For a thread of the code under test that closes its socket on its way out (a server
+    thread that accepts, sleeps, then closes): joined a few ms at a time, so that the
+    sockets are re-read as it goes and the wait stops when nothing is left to wait for.
+    The bound keeps a thread that never ends (a daemon serving forever) from hanging the
+    caller. Idle asyncio loops of ``loops`` run meanwhile, as in :func:`wait_closed`.
+    """
+    left = set(inodes)
+    started = time.monotonic()
+    deadline = started + bound
+    running = [t for t in threads if t.is_alive()]
+    ended: dict[threading.Thread, float] = {}
+    while left and running:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        step = min(GRACE_POLL, remaining)
+        if not _run_idle_loop(loops, step):
+            running[0].join(step)
+        now = time.monotonic() - started
+        ended.update((t, now) for t in running if not t.is_alive())
+        running = [t for t in running if t.is_alive()]
+        left &= held_socket_inodes().keys()
+    fates = [ThreadFate(t.name, ended.get(t)) for t in threads]
+    return left, fates
 
 
 def _run_idle_loop(loops: Iterable[Any], seconds: float) -> bool:

@@ -29,8 +29,12 @@ when TCP sockets of this process that were opened since its setup started are st
 after its teardown, once its fixtures and finalizers ran; each socket is listed with its
 fd, four-tuple, state, and the file and line where it was opened (an accepted one: where
 its listener was). ini: ``tcplab_leaks_grace`` (seconds a socket may take to close after
-the teardown, 0.1), ``tcplab_leaks_ignore_ports``; marker arguments ``grace=``,
-``allow_ports=``, ``check=False``. Details: ``tcplab.pytest_leaks``.
+the teardown, 0.1), ``tcplab_leaks_thread_wait`` (seconds, at most, to let the threads the
+test started end when one of its sockets is still open after the grace, 2; 0: never),
+``tcplab_leaks_ignore_ports``; marker arguments ``grace=``, ``thread_wait=``,
+``allow_ports=``, ``check=False``. Each socket reported is also a JSON record in the
+teardown report's ``user_properties`` (name ``tcplab_leaks``; JUnit XML carries it).
+Details: ``tcplab.pytest_leaks``.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ The rule (one per socket, and a test is a real leak if any of its flagged socket
 * still held when the session ended, after a ``gc.collect()``: **real** (nothing in the
   suite ever closed it);
 * closed only by that final ``gc.collect()``: **real** (no code closed it; it was garbage);
-* gone by the time the flag was reported (the fd no longer the flagged socket): **false**,
+* gone by the time the flag was reported (its inode no longer held): **false**,
   closed within moments of the check;
 * closed by a fixture's teardown: **false**, closed by that fixture (of the flagged test, or
   a wider-scoped one torn down after a later test);
@@ -63,7 +63,8 @@ class FlaggedSocket:
     state: str
     detail: str = ""
     where: tuple[str, ...] = ()
-    resolved: bool = True
+    #: Still held (its inode) when the flag was reported.
+    held_at_flag: bool = True
     closing: Closing | None = None
     open_at_end: bool | None = None
 
@@ -78,7 +79,7 @@ class FlaggedSocket:
             nodeid=nodeid, fd=int(entry["fd"]), local=str(entry["local"]),
             remote=str(entry["remote"]), state=str(entry["state"]),
             detail=str(entry.get("detail", "")), where=tuple(entry.get("where", ())),
-            resolved=bool(entry.get("resolved", False)),
+            held_at_flag=bool(entry.get("held_at_flag", False)),
             closing=None if closing is None else Closing(
                 point=str(closing["point"]), during=closing.get("during"),
                 fixture=closing.get("fixture"), scope=closing.get("scope"),
@@ -125,10 +126,10 @@ def _owns(closing: Closing, nodeid: str) -> bool:
 def classify(sock: FlaggedSocket) -> Classification:
     """The rule of the module docstring, applied to one flagged socket."""
     closing = sock.closing
-    if not sock.resolved:
+    if not sock.held_at_flag:
         return Classification(False, "closed before the flag was reported",
-                              f"fd {sock.fd} was no longer {sock.local} when the failure was "
-                              "reported, moments after the check")
+                              f"fd {sock.fd} {sock.local} was no longer held when the failure "
+                              "was reported, moments after the check")
     if closing is None:
         if sock.open_at_end:
             return Classification(True, "still open at session end",

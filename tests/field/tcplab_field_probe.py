@@ -3,9 +3,10 @@
 It records each test's outcome and, for every test that tcplab's leak check flagged, follows
 each flagged socket after the flag, to tell a real leak from a false alarm by measurement:
 
-* when the flag is reported, the socket is found again by its fd, and its four-tuple is
-  checked against the one in the report; its inode is what is followed from then on
-  (inodes of sockfs are not reused while the process runs, fds are);
+* the flag is the leak check's own record of each socket, in the teardown report's
+  ``user_properties`` (name ``tcplab_leaks``, a JSON object: inode, fd, four-tuple, state,
+  where it was opened, the test); its inode is what is followed (inodes of sockfs are not
+  reused while the process runs, fds are), from the moment the report comes;
 * the inode is looked for among ``/proc/self/fd``'s links before and after each finalizer
   pytest runs while tearing a node down (each pending finalizer is wrapped: a fixture's
   finish is named by the fixture, anything else by the callable, e.g. ``socket.close`` that
@@ -18,10 +19,7 @@ each flagged socket after the flag, to tell a real leak from a false alarm by me
   of the test that closed it on its way out shows there); a socket still held when the
   session ends (after collection) never was closed by the suite.
 
-The flag itself is read from the failure text the plugin writes (one line per socket:
-``fd N  LOCAL -> REMOTE  STATE ...``, followed by indented lines, which are kept as the
-"where opened" text when the plugin gives one). Only the standard library and pytest are
-imported: the module runs inside suites whose ``tests`` package is not ours. The results go,
+Only the standard library and pytest are imported: the module runs inside suites whose ``tests`` package is not ours. The results go,
 as JSON, to the file named by ``TCPLAB_FIELD_OUT`` when the session ends.
 """
 
@@ -32,7 +30,6 @@ import gc
 import json
 import os
 import re
-import socket
 import threading
 import time
 from collections.abc import Generator
@@ -43,50 +40,16 @@ import pytest
 
 OUT_ENV = "TCPLAB_FIELD_OUT"
 
-#: One flagged socket in the leak check's failure text (tcplab.leaks.HeldSocket.describe).
-SOCKET_LINE = re.compile(
-    r"^(?P<indent>[ \t]*)fd\s+(?P<fd>\d+)\s+(?P<local>\S+) -> (?P<remote>\S+)\s+"
-    r"(?P<state>[A-Z][A-Z0-9_]*)(?P<rest>.*)$"
-)
-#: The failure is the leak check's own: its header names TCP sockets (or tcplab).
-LEAK_HEADER = re.compile(r"TCP sockets?\b|tcplab")
+#: The name of the leak check's record of a flagged socket in ``report.user_properties``
+#: (tcplab.pytest_leaks.PROPERTY).
+PROPERTY = "tcplab_leaks"
 #: Lines of "where opened" kept per socket.
 WHERE_LINES = 12
 
 
-def parse_flagged(text: str) -> list[dict[str, Any]]:
-    """The sockets a leak-check failure text lists (empty if the text is no leak report)."""
-    if not LEAK_HEADER.search(text):
-        return []
-    found: list[dict[str, Any]] = []
-    lines = text.splitlines()
-    for number, line in enumerate(lines):
-        match = SOCKET_LINE.match(line)
-        if match is None:
-            continue
-        indent = len(match["indent"].expandtabs())
-        where: list[str] = []
-        for follow in lines[number + 1:]:
-            if not follow.strip() or SOCKET_LINE.match(follow):
-                break
-            if len(follow) - len(follow.lstrip()) <= indent:
-                break
-            if len(where) < WHERE_LINES:
-                where.append(follow.strip())
-        rest = match["rest"].strip()
-        found.append({
-            "fd": int(match["fd"]), "local": match["local"], "remote": match["remote"],
-            "state": match["state"], "detail": rest, "where": where,
-        })
-    return found
-
-
-def _address(sockaddr: Any) -> str:
-    """``host:port`` / ``[host]:port`` as tcplab prints an address."""
-    if isinstance(sockaddr, tuple) and len(sockaddr) >= 2:
-        host, port = str(sockaddr[0]), int(sockaddr[1])
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return str(sockaddr)
+def flagged_records(report: pytest.TestReport) -> list[dict[str, Any]]:
+    """The leak check's records of the sockets a report flags (none: no flag)."""
+    return [json.loads(str(value)) for name, value in report.user_properties if name == PROPERTY]
 
 
 def socket_inode(fd: int) -> int | None:
@@ -107,23 +70,6 @@ def held_inodes() -> set[int]:
         if inode is not None:
             inodes.add(inode)
     return inodes
-
-
-def resolve(fd: int, local: str) -> int | None:
-    """The inode of the flagged socket if ``fd`` still is that socket (same local address)."""
-    inode = socket_inode(fd)
-    if inode is None:
-        return None
-    try:
-        dup = socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return None
-    with dup:  # our duplicate: closing it never closes the suite's socket
-        try:
-            own = _address(dup.getsockname())
-        except OSError:
-            return None
-    return inode if own == local else None
 
 
 def _threads() -> list[tuple[int, str]]:
@@ -173,18 +119,23 @@ class Probe:
 
     # -- flags ------------------------------------------------------------------------------
     def flag(self, report: pytest.TestReport) -> None:
-        if not report.failed:
+        records = flagged_records(report)
+        if not records:
             return
-        sockets = parse_flagged(str(report.longrepr))
-        if not sockets:
-            return
-        now = time.monotonic()
+        now = time.monotonic() - self.started
         threads = _threads()
-        for entry in sockets:
-            inode = resolve(entry["fd"], entry["local"])
-            entry.update(inode=inode, resolved=inode is not None, flagged_at=now - self.started,
-                         closing=None, open_at_end=None, threads=threads)
-            if inode is not None:
+        held = held_inodes()
+        sockets = []
+        for record in records:
+            entry = {"inode": record["inode"], "fd": record["fd"], "local": record["local"],
+                     "remote": record["remote"], "state": record["state"],
+                     "detail": record.get("reason", ""),
+                     "where": list(record.get("where", ()))[:WHERE_LINES],
+                     "held_at_flag": record["inode"] in held, "flagged_at": now,
+                     "closing": None, "open_at_end": None, "threads": threads,
+                     "record": record}
+            sockets.append(entry)
+            if entry["held_at_flag"]:
                 self.pending.append(entry)
         self.flagged.append({"nodeid": report.nodeid, "phase": report.when,
                              "message": str(report.longrepr)[:4000], "sockets": sockets})
@@ -242,7 +193,7 @@ class Probe:
         held = held_inodes()
         for flag in self.flagged:
             for entry in flag["sockets"]:
-                if entry["resolved"]:
+                if entry["held_at_flag"]:
                     entry["open_at_end"] = entry["inode"] in held
         data = {"exitstatus": exitstatus, "outcomes": self.outcomes, "flagged": self.flagged,
                 "seconds": round(time.monotonic() - self.started, 3)}
