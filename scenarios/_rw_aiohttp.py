@@ -21,12 +21,15 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import aiohttp
 import trio
 
 from tcplab import Lab, servers
 from tcplab.lab import Connection
+
+if TYPE_CHECKING:  # optional (tcplab[realworld]): imported where it runs
+    import aiohttp
 
 UPGRADE = (b"GET /ws HTTP/1.1\r\nHost: lab\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -75,6 +78,8 @@ async def waiting_client(lab: Lab, server: servers.Server) -> Connection:
 
 
 async def _session() -> aiohttp.ClientSession:
+    import aiohttp
+
     return aiohttp.ClientSession()  # made in the loop it will run in
 
 

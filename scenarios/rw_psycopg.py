@@ -11,18 +11,21 @@ not help (ages are checked when a connection comes back). psycopg_pool 3.2.0 add
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import psycopg
 import trio
-from psycopg_pool import ConnectionPool
 
 from _rw_pool import server_closed
 from tcplab import Lab, Scenario, Verdicts, servers
 from tcplab.judges.servers import PoolRun, ServerClosedPool
 
+if TYPE_CHECKING:  # optional (tcplab[realworld]): imported where it runs
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
 POOL, IDLE_S, WINDOW = 2, 2, 3.0  # the pool hands a new connection over in about 1 s
 LIFETIME = 1.5  # #584: below IDLE_S, and above the time a burst takes to come back
-Check = Callable[[psycopg.Connection], None]
+Check = Callable[["psycopg.Connection"], None]
 scenario = Scenario(
     id="rw-psycopg", title="psycopg_pool vs idle_session_timeout: dead pooled connections handed out",
     claims=("L09",), tags=("realworld",), timeout=90.0,
@@ -32,6 +35,7 @@ scenario = Scenario(
 
 def first_query(pool: ConnectionPool) -> str | None:
     """Run a query on the next connection the pool hands out: what it raised, or None."""
+    import psycopg
     try:
         with pool.connection(timeout=10) as conn:
             conn.execute("select 1")
@@ -42,6 +46,8 @@ def first_query(pool: ConnectionPool) -> str | None:
 
 async def measure(lab: Lab, server: servers.Server, check: Check | None = None,
                   lifetime: float | None = None) -> PoolRun:
+    from psycopg_pool import ConnectionPool
+
     dsn = f"host={server.host} port={server.port} user=postgres dbname=postgres sslmode=disable"
     pool: ConnectionPool = ConnectionPool(dsn, min_size=POOL, max_size=POOL, open=False,
                                           check=check, max_lifetime=lifetime or 3600.0)
@@ -60,6 +66,8 @@ async def measure(lab: Lab, server: servers.Server, check: Check | None = None,
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
+    from psycopg_pool import ConnectionPool
+
     async with servers.postgres(lab, "-c", f"idle_session_timeout={IDLE_S * 1000}") as server:
         default = await measure(lab, server)
         lifetime = await measure(lab, server, lifetime=LIFETIME)

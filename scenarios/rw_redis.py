@@ -13,7 +13,6 @@ with ``inuse_connections=False``). A real redis-server child, ``timeout 2``.
 
 from __future__ import annotations
 
-import redis
 import trio
 
 from _rw_pool import server_closed
@@ -33,6 +32,8 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
+    import redis  # optional (tcplab[realworld]): imported where it runs
+
     async with servers.redis(lab, "--timeout", str(TIMEOUT)) as server:
         pool = redis.ConnectionPool(host=server.host, port=server.port)
         burst = [pool.get_connection() for _ in range(POOL)]  # a burst: all in use at once

@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import os
 from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-import requests
 import trio
-from requests.adapters import HTTPAdapter
 
 from tcplab import Lab, Scenario, TcpState, Verdicts, servers
 from tcplab.expect import within
 from tcplab.judges.clients import StreamedUnreleased
 from tcplab.measure import count_in, owner, stays, takes
+
+if TYPE_CHECKING:  # optional (tcplab[realworld]): imported where it runs
+    import requests
 
 CW = TcpState.CLOSE_WAIT
 POOL, KEEPALIVE, WINDOW, BODY = 2, 1.0, 1.0, 30_000
@@ -36,6 +38,9 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
+    import requests
+    from requests.adapters import HTTPAdapter
+
     adapter, done = HTTPAdapter(pool_connections=1, pool_maxsize=POOL, pool_block=True), trio.Event()
     with requests.Session() as session:
         session.mount("http://", adapter)

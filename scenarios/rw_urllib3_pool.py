@@ -21,9 +21,6 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
-import requests
-from requests.adapters import HTTPAdapter
-
 from _rw_pool import idle_pool
 from tcplab import Lab, Scenario, Verdicts
 
@@ -36,6 +33,9 @@ scenario = Scenario(
 
 @scenario.body
 async def run(lab: Lab, verdicts: Verdicts) -> None:
+    import requests  # optional (tcplab[realworld]): imported where it runs
+    from requests.adapters import HTTPAdapter
+
     with requests.Session() as session:
         session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=POOL))
 
