@@ -25,7 +25,8 @@ each did (ended without closing, still running) is said under every socket repor
 Cost: two scans of ``/proc/self/fd`` per test (readlinks), the list of live threads at
 setup, and the ``socket.__new__`` audit events of the test (``tcplab.origins``). Garbage
 collection, the kernel reads that describe a socket, the grace and the thread wait happen
-only when the second scan finds a TCP socket that was not there before.
+only when the second scan finds a TCP socket that was not there before; the collection only
+when it could close one (a live socket object still owns it: ``Tracker.collectable``).
 
 Records: each socket reported is also a JSON object in the teardown report's
 ``user_properties`` (name ``tcplab_leaks``, one per socket; JUnit XML writes each as a
