@@ -434,9 +434,10 @@ CALLS = []
 _collect = gc.collect
 
 
-def _counting(*args, **kwargs):
-    CALLS.append(1)
-    return _collect(*args, **kwargs)
+def _counting(generation=2):
+    if generation == 2:  # only the full collections: the young ones cost next to nothing
+        CALLS.append(1)
+    return _collect(generation)
 
 
 gc.collect = _counting
@@ -477,6 +478,44 @@ def test_leak():
 ''')
     _run(pytester, "--tcplab-leaks").assert_outcomes(passed=21, errors=1)
     assert (pytester.path / "gc.txt").read_text() == "1"
+
+
+def test_garbage_collection_only_for_sockets_it_can_close(pytester: pytest.Pytester) -> None:
+    """A socket only a dead reference cycle holds is closed by a collection and never
+    flagged, young or old; a detached fd is flagged without any full collection."""
+    pytester.makeconftest(COUNT_GC)
+    pytester.makepyfile(test_detached='''
+import socket
+KEEP = []
+def test_detached():
+    KEEP.append(socket.socket().detach())
+def test_detached_and_freed():
+    sock = socket.socket()
+    KEEP.append(socket.socket(fileno=sock.detach()).detach())
+''')
+    _run(pytester, "--tcplab-leaks").assert_outcomes(passed=2, errors=2)
+    assert (pytester.path / "gc.txt").read_text() == "0"
+    pytester.makepyfile(test_detached='''
+import gc
+import socket
+
+
+class Cycle:
+    def __init__(self):
+        self.me = self
+        self.sock = socket.socket()
+
+
+def test_young_cycle():
+    Cycle()
+
+
+def test_old_cycle():
+    cycle = Cycle()
+    gc.collect()  # still reachable: it survives into the oldest generation
+    del cycle  # now only the cycle holds it: a young collection cannot free it
+''')
+    _run(pytester, "--tcplab-leaks").assert_outcomes(passed=2)
 
 
 ASYNCIO = '''

@@ -139,8 +139,11 @@ def tcp_inodes(inodes: Mapping[int, list[int]]) -> set[int]:
     return {inode for inode, fds in inodes.items() if any(is_tcp_fd(pid, fd) for fd in fds)}
 
 
-def wait_closed(inodes: Iterable[int], grace: float, loops: Iterable[Any] = ()) -> set[int]:
-    """Those of ``inodes`` this process still holds after up to ``grace`` seconds.
+def wait_closed(inodes: Iterable[int], grace: float, loops: Iterable[Any] = (),
+                since: float | None = None) -> set[int]:
+    """Those of ``inodes`` this process still holds after up to ``grace`` seconds (counted
+    from ``since``, a ``time.monotonic()`` reading, when given: the time already spent
+    since then counts, but the peers always get one step and one re-read).
 
     While it waits, the peers that could still close run: other threads (the wait
     releases the GIL) and, one step at a time, an asyncio loop of ``loops`` that is alive
@@ -148,12 +151,14 @@ def wait_closed(inodes: Iterable[int], grace: float, loops: Iterable[Any] = ()) 
     still have to see the peer's FIN and close). Only the candidate inodes are re-read.
     """
     left = set(inodes)
-    deadline = time.monotonic() + grace
+    deadline = (time.monotonic() if since is None else since) + grace
+    first = True
     while left:
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 and not first:
             break
-        step = min(GRACE_POLL, remaining)
+        first = False
+        step = min(GRACE_POLL, remaining) if remaining > 0 else GRACE_POLL
         if not _run_idle_loop(loops, step):
             time.sleep(step)
         left &= held_socket_inodes().keys()

@@ -73,6 +73,9 @@ class Tracker:
 
     by_inode: dict[int, Origin] = field(default_factory=dict)
     _pending: list[tuple[weakref.ref[Any], Origin]] = field(default_factory=list)
+    #: inode -> weak references to every socket object made on it (``dup``, ``fromfd``
+    #: and ``accept`` make new objects; ``detach`` leaves its object without the fd).
+    _objects: dict[int, list[weakref.ref[Any]]] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _loops: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
     _prune_at: int = PRUNE_AT
@@ -118,16 +121,45 @@ class Tracker:
             fd = sock.fileno() if sock is not None else -1
             if fd >= 0:
                 with contextlib.suppress(OSError):
-                    self.by_inode.setdefault(os.fstat(fd).st_ino, origin)
+                    inode = os.fstat(fd).st_ino
+                    self.by_inode.setdefault(inode, origin)
+                    self._objects.setdefault(inode, []).append(ref)
         self._pending.clear()
         if len(self.by_inode) > self._prune_at:
             held = socket_fds([os.getpid()])
             self.by_inode = {k: v for k, v in self.by_inode.items() if k in held}
+            self._objects = {k: v for k, v in self._objects.items() if k in held}
             self._prune_at = max(PRUNE_AT, 2 * len(self.by_inode))
+
+    def collectable(self, inodes: set[int]) -> set[int]:
+        """Those of ``inodes`` a garbage collection might close: a socket object made on
+        it is still alive (perhaps only a dead reference cycle holds it) and still owns
+        it, or its socket was made where no audit event saw it (C code, an untracked
+        thread start), so nothing is known. The others are owned by no Python socket: their
+        objects were freed or gave the fd away (``detach()``), and a collection cannot close
+        them (an fd passed on as a plain int, to an object that closes it when finalized,
+        is the blind spot: such objects are not socket objects).
+        """
+        with self._lock:
+            self._resolve()
+            return {inode for inode in inodes
+                    if inode not in self.by_inode
+                    or any(_owns(ref(), inode) for ref in self._objects.get(inode, ()))}
 
     def loops(self) -> list[Any]:
         """The asyncio loops that were running where sockets were made (still alive)."""
         return list(self._loops)
+
+
+def _owns(sock: Any, inode: int) -> bool:
+    """Whether the live socket object ``sock`` still holds an fd on ``inode``."""
+    if sock is None:
+        return False
+    try:
+        fd = sock.fileno()
+        return fd >= 0 and os.fstat(fd).st_ino == inode
+    except (OSError, ValueError):
+        return False
 
 
 def _listener(sock: object) -> tuple[int, str]:

@@ -25,7 +25,8 @@ each did (ended without closing, still running) is said under every socket repor
 Cost: two scans of ``/proc/self/fd`` per test (readlinks), the list of live threads at
 setup, and the ``socket.__new__`` audit events of the test (``tcplab.origins``). Garbage
 collection, the kernel reads that describe a socket, the grace and the thread wait happen
-only when the second scan finds a TCP socket that was not there before.
+only when the second scan finds a TCP socket that was not there before; the collection only
+when it could close one (a live socket object still owns it: ``Tracker.collectable``).
 
 Records: each socket reported is also a JSON object in the teardown report's
 ``user_properties`` (name ``tcplab_leaks``, one per socket; JUnit XML writes each as a
@@ -39,6 +40,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,8 +266,9 @@ class LeakPlugin:
             self._done()
             self.ended.clear()
             raise
+        ended = time.monotonic()  # the grace runs from here
         try:
-            flagged = self._flags(item, check)
+            flagged = self._flags(item, check, ended)
         finally:
             self._done()
             self.ended.clear()
@@ -273,13 +276,13 @@ class LeakPlugin:
             item.stash[_REPORT] = flagged
         return result
 
-    def _flags(self, item: pytest.Item, check: _Check | None) -> _Found | None:
+    def _flags(self, item: pytest.Item, check: _Check | None, ended: float) -> _Found | None:
         """The report of what the test and the scopes that just ended left open."""
         flags: list[str] = []
         records: list[dict[str, Any]] = []
         root = item.config.rootpath
         if check is not None and not check.failed:
-            found = self._judge(check)
+            found = self._judge(check, ended)
             if found:
                 flags.append(_render(found, f"{item.name}: {_sockets(len(found))} of process "
                                             f"{os.getpid()} still open after the test's teardown",
@@ -326,8 +329,15 @@ class LeakPlugin:
 
     # --- the judgement --------------------------------------------------------------------
 
-    def _judge(self, check: _Check) -> list[_Flag]:
-        """The test's sockets still held now; cheap unless the first read finds one."""
+    def _judge(self, check: _Check, ended: float) -> list[_Flag]:
+        """The test's sockets still held now; cheap unless the first read finds one.
+
+        A garbage collection (~0.1 s in a big suite) runs only for candidates it might
+        close (``Tracker.collectable``): not for an fd detached from its socket object, or
+        whose object is already freed. A young-generation collection goes first; the full
+        one only if a collectable candidate is left. The grace counts from the end of the
+        teardown (``ended``), so the reads and the collection are part of it.
+        """
         owned = set().union(*(owner.inodes for owner in self.owners.values()))
         fresh = {inode: fds for inode, fds in held_socket_inodes().items()
                  if inode not in check.before and inode not in owned}
@@ -339,11 +349,14 @@ class LeakPlugin:
         origins.stop()  # the check's own sockets (dups, netlink) are nobody's
         with DiagObserver() as observer:
             keep = self._the_tests(check, held_tcp_sockets(observer, candidates))
-            if keep:
-                gc.collect()  # a socket only a dead cycle holds: CPython would close it too
+            # A socket only a dead cycle holds: CPython would close it too, later.
+            for generation in (1, 2):
+                if not (keep and tracker.collectable(keep)):
+                    break
+                gc.collect(generation)
                 keep &= held_socket_inodes().keys()
             if keep and check.settings.grace > 0:
-                keep = wait_closed(keep, check.settings.grace, tracker.loops())
+                keep = wait_closed(keep, check.settings.grace, tracker.loops(), since=ended)
             fates: list[ThreadFate] = []
             if keep and (threads := check.new_threads()):
                 # Threads the test started may close its sockets on their way out.
