@@ -34,12 +34,14 @@ async def session(port: int, awaited: bool) -> asyncio.Task[None]:
     call = channel.stream_stream("/lab.Echo/Bidi")()
     await call.write(b"hello")
 
+    first = asyncio.Event()
+
     async def reader() -> None:
         while await call.read() is not grpc.aio.EOF:
-            pass
+            first.set()
 
     task = asyncio.create_task(reader())
-    await asyncio.sleep(0.05)  # the reader has its first message and waits for more
+    await first.wait()  # the reader has its first message (the echo) and waits for more
     task.cancel()
     if awaited:
         await asyncio.gather(task, return_exceptions=True)

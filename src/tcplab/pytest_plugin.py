@@ -40,13 +40,17 @@ Details: ``tcplab.pytest_leaks``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tcplab.kernel.observer import DiagObserver
-from tcplab.lab import AdoptableSocket, End, Lab
 from tcplab.leaks import HeldSocket, held_tcp_sockets
 from tcplab.pytest_leaks import MARKER, MARKER_HELP, OPTION, LeakPlugin, add_options
+
+if TYPE_CHECKING:  # the lab (trio, anyio) is imported by its fixture: every pytest run of
+    # every project with tcplab installed loads this plugin, most never use the lab
+    from tcplab.lab import AdoptableSocket, End, Lab
 
 __all__ = ["MARKER", "OPTION", "tcplab_adopt", "tcplab_held", "tcplab_lab", "tcplab_observer"]
 
@@ -68,6 +72,8 @@ def tcplab_lab() -> Iterator[Lab]:
     Sync on purpose: an async fixture belongs to one framework's plugin (and to its mode:
     pytest-asyncio's strict mode ignores plain async fixtures), while making a ``Lab``
     needs no event loop and closing it needs none either (``Lab.close``)."""
+    from tcplab.lab import Lab
+
     lab = Lab()
     try:
         yield lab

@@ -23,7 +23,6 @@ C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDA
 CW = "CLOSE_WAIT"
 
 
-_held = held_through
 
 
 def _s(value: float | None) -> str:
@@ -65,7 +64,7 @@ def _idle_pool(m: IdlePool, bound: str, left: int, freed: str) -> Judgement:
     """``left``: the CLOSE_WAIT ends the claim says one more request leaves (``freed``
     names what it frees); the fix, closing the pool, must leave none."""
     kept = min(m.opened, m.pool_size)
-    stays = m.close_wait > 0 and m.owned == m.close_wait and _held(m.held_s, m.window_s)
+    stays = m.close_wait > 0 and m.owned == m.close_wait and held_through(m.held_s, m.window_s)
     bounded = m.close_wait <= m.pool_size and (m.opened <= m.pool_size or m.close_wait == kept)
     reused = bool(m.reuse_ok) and m.after_reuse == max(left, 0)
     summary = (
@@ -139,9 +138,9 @@ def l02(m: StreamedUnreleased) -> Judgement:
     releases its connection, and closing all leaves no CLOSE_WAIT (else partly: the bug of
     requests #3461, fixed in requests 2.11.0 by PR #3462)."""
     waits = (m.unreleased >= m.pool_size > 0 and not m.got_connection
-             and _held(m.waited_s, m.wait_window_s))
+             and held_through(m.waited_s, m.wait_window_s))
     stuck = (m.close_wait == m.unreleased > 0 and m.owned == m.close_wait
-             and _held(m.held_s, m.window_s))
+             and held_through(m.held_s, m.window_s))
     fixed = m.unblocked_s is not None and m.after_close == 0
     summary = (
         f"{m.library}: {m.unreleased} streamed responses left unread and unclosed, pool of "
@@ -201,7 +200,7 @@ class AbandonedWriters:
 
 
 def _leaks(run: AbandonedWriter, window_s: float) -> bool:
-    return run.state == CW and run.owned and _held(run.held_s, window_s)
+    return run.state == CW and run.owned and held_through(run.held_s, window_s)
 
 
 def _waited(run: AbandonedWriter) -> str:
@@ -259,7 +258,7 @@ class DeferredCloses:
 
 
 def _deferred(run: DeferredClose, window_s: float) -> bool:
-    return (run.blocked_state == "ESTABLISHED" and _held(run.blocked_held_s, window_s)
+    return (run.blocked_state == "ESTABLISHED" and held_through(run.blocked_held_s, window_s)
             and run.fin_after_release_s is not None)
 
 
@@ -310,7 +309,7 @@ class AiohttpSessionClose:
 
 
 def _left_open(run: SessionClose, window_s: float) -> bool:
-    return _open_states(run.after_close) and run.owned and _held(run.held_s, window_s)
+    return _open_states(run.after_close) and run.owned and held_through(run.held_s, window_s)
 
 
 def _session_text(run: SessionClose) -> str:
@@ -379,8 +378,8 @@ def l11(m: WsClose) -> Judgement:
     summary = "; ".join(map(_ws_text, runs)) + (
         f" (the handler runs {m.hold_s:g} s on after the close; window {m.window_s:g} s, "
         f"held: {HELD_SHARE:.0%} of it)")
-    current = _held(m.current.close_wait_s, m.window_s)
-    old = m.old is not None and _held(m.old.close_wait_s, m.window_s)
+    current = held_through(m.current.close_wait_s, m.window_s)
+    old = m.old is not None and held_through(m.old.close_wait_s, m.window_s)
     if not (current or old):
         summary += (": aiohttp's client closes its end after the close handshake and the "
                     "server's end closes on that FIN; #8184's bug keeps a waiting client's "

@@ -18,7 +18,6 @@ from tcplab.verdict import Verdict
 C, P, R, OUT = Verdict.CONFIRMED, Verdict.PARTLY, Verdict.REFUTED, Verdict.OUTDATED
 
 #: Share of the watched window a state must last to count as held (polling misses the rest).
-held = held_through
 
 
 def _who(owner: str | None) -> str:
@@ -63,7 +62,7 @@ def _silent_kept(run: SilentRun) -> bool:
     """The silent client's server end stayed ESTABLISHED, held by the server, through a
     window of at least twice the keep-alive timeout."""
     return (run.silent_state == "ESTABLISHED" and run.silent_owner is not None
-            and held(run.silent_held_s, run.window_s) and run.window_s >= 2 * run.keepalive_s)
+            and held_through(run.silent_held_s, run.window_s) and run.window_s >= 2 * run.keepalive_s)
 
 
 def _served_timed_out(run: SilentRun) -> bool:
@@ -140,7 +139,7 @@ def _release(version: str) -> tuple[int, ...]:
 
 def _early_leaks(run: EarlyCloseRun) -> bool:
     return (run.closers > 0 and run.close_wait == run.closers
-            and run.close_wait_owner is not None and held(run.close_wait_held_s, run.window_s))
+            and run.close_wait_owner is not None and held_through(run.close_wait_held_s, run.window_s))
 
 
 def _early_text(run: EarlyCloseRun) -> str:
@@ -295,7 +294,7 @@ def l06(m: IdleReaping) -> Judgement:
     (``pool.disconnect``), the fix, leaves none. Refuted without that CLOSE_WAIT; partly if
     a checkout frees another number, the command fails, or the fix leaves some."""
     leaks = (m.pooled > 0 and m.close_wait == m.pooled and m.owner is not None
-             and held(m.close_wait_held_s, m.window_s))
+             and held_through(m.close_wait_held_s, m.window_s))
     one_per_checkout = (m.first_command_error is None
                         and m.close_wait_after_command == m.pooled - 1)
     text = (f"{m.library or 'redis-py ?'} against {m.server or 'Redis ?'} (timeout "
@@ -363,7 +362,7 @@ def _pool_text(run: PoolRun) -> str:
 
 def _pool_leaks(run: PoolRun | None) -> bool:
     return (run is not None and run.pooled > 0 and run.close_wait == run.pooled
-            and run.owner is not None and held(run.close_wait_held_s, run.window_s))
+            and run.owner is not None and held_through(run.close_wait_held_s, run.window_s))
 
 
 def _hands_out_dead(run: PoolRun | None) -> bool:
@@ -425,7 +424,7 @@ def l10(m: ChannelRace) -> Judgement:
     reference to the cancelled reader (unreachable from Python) and the fix leaves none;
     partly if only some sessions keep theirs, they close once the reader task is dropped, or
     the fix leaves some; refuted if close() closes them all."""
-    kept = (m.open_after_close > 0 and m.owner is not None and held(m.held_s, m.window_s))
+    kept = (m.open_after_close > 0 and m.owner is not None and held_through(m.held_s, m.window_s))
     text = (f"{m.library or 'grpcio ?'} on {m.python or 'Python ?'}: of {m.sessions} channels "
             f"closed while their reader's cancellation was pending, {m.open_after_close} "
             f"connections ESTABLISHED after close() returned, for {m.held_s:.1f} s of "
