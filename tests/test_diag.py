@@ -139,7 +139,11 @@ def test_a_record_differs_from_one_with_another_field() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     try:
         with SockDiag() as d:
-            (record,) = d.dump(port=listener.getsockname()[1])
+            # the listener's own record: the port filter also matches other sockets of the
+            # host that have this port at their other end
+            (record,) = [r for r in d.dump(port=listener.getsockname()[1])
+                         if r.four_tuple.local.port == listener.getsockname()[1]
+                         and r.state is TcpState.LISTEN]
     finally:
         listener.close()
     plain = SocketRecord(record.state, record.four_tuple, record.inode, record.uid,
